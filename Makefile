@@ -1,0 +1,46 @@
+# The two commands a new user needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export DEBUG ?= 1
+
+.PHONY: demo test env serve worker lint clean
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(BIN)/activate
+
+env: $(BIN)/activate
+
+demo: env
+	$(BIN)/python manage.py migrate --no-input -v0
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py collectstatic --no-input -v0
+	@echo ""
+	@echo "  notifwatch is running at http://$(HOST):$(PORT)/"
+	@echo "  Log in as: demo / demo-password   (role: admin)"
+	@echo "  Stop with Ctrl+C."
+	@echo ""
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/python manage.py db_worker --interval 2 & \
+	$(BIN)/gunicorn notifwatch.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 \
+		--access-logfile - --log-level warning
+
+test: env
+	$(BIN)/python -m pytest
+
+serve: env
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+
+worker: env
+	$(BIN)/python manage.py db_worker
+
+lint: env
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,160 @@
+from django.db import models
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    PUSH = "push", "Push"
+    IN_APP = "in_app", "In-app"
+    WEBHOOK = "webhook", "Webhook"
+    OTHER = "other", "Other"
+
+
+class EventType(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENT = "sent", "Sent"
+    DEFERRED = "deferred", "Deferred"
+    DELIVERED = "delivered", "Delivered"
+    BOUNCED = "bounced", "Bounced"
+    FAILED = "failed", "Failed"
+    SUPPRESSED = "suppressed", "Suppressed"
+    COMPLAINED = "complained", "Complained"
+    OPENED = "opened", "Opened"
+    CLICKED = "clicked", "Clicked"
+
+
+class FinalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DEFERRED = "deferred", "Deferred"
+    DELIVERED = "delivered", "Delivered"
+    BOUNCED = "bounced", "Bounced"
+    FAILED = "failed", "Failed"
+    SUPPRESSED = "suppressed", "Suppressed"
+    COMPLAINED = "complained", "Complained"
+
+
+class IdentityProblem(models.TextChoices):
+    NONE = "", "None"
+    MISSING_CUSTOMER_ID = "missing_customer_id", "No customer id"
+
+
+class Notification(models.Model):
+    """One logical message to one recipient, identified by its key within its source."""
+
+    source = models.ForeignKey(
+        "ingest.Source", on_delete=models.CASCADE, related_name="notifications"
+    )
+    notification_key = models.CharField(max_length=255)
+    channel = models.CharField(max_length=16, choices=Channel.choices, default=Channel.OTHER)
+    purpose = models.CharField(max_length=200, blank=True)
+    customer_id = models.CharField(max_length=200, blank=True)
+    recipient = models.CharField(max_length=320, blank=True)
+    refs = models.JSONField(default=dict, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+
+    final_status = models.CharField(
+        max_length=16, choices=FinalStatus.choices, default=FinalStatus.PENDING
+    )
+    first_event_at = models.DateTimeField(null=True, blank=True)
+    last_event_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    event_count = models.PositiveIntegerField(default=0)
+    # Repeated copies of events already recorded (provider retries, re-posts).
+    duplicate_events = models.PositiveIntegerField(default=0)
+    # Extra distinct deliveries of the same notification: the customer got it more than once.
+    duplicate_sends = models.PositiveIntegerField(default=0)
+    identity_problem = models.CharField(
+        max_length=32, choices=IdentityProblem.choices, blank=True, default=""
+    )
+
+    reason_key = models.CharField(max_length=100, blank=True)
+    reason_category = models.CharField(max_length=32, blank=True)
+    permanent = models.BooleanField(null=True, blank=True)
+    fix_owner = models.CharField(max_length=32, blank=True)
+    counts_as_failure = models.BooleanField(default=False)
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["source", "notification_key"], name="notification_key_per_source"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["customer_id"], name="notif_customer"),
+            models.Index(fields=["recipient"], name="notif_recipient"),
+            models.Index(fields=["notification_key"], name="notif_key"),
+            models.Index(fields=["provider_message_id"], name="notif_provider_msg"),
+            models.Index(fields=["final_status", "last_event_at"], name="notif_status_last"),
+            models.Index(fields=["last_event_at", "id"], name="notif_last_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notification_key} ({self.final_status})"
+
+
+class NotificationRef(models.Model):
+    """A business reference (order, ticket, invoice id) of a notification, for lookups."""
+
+    notification = models.ForeignKey(
+        Notification, on_delete=models.CASCADE, related_name="ref_rows"
+    )
+    name = models.CharField(max_length=64)
+    value = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification", "name", "value"], name="notification_ref_once"
+            )
+        ]
+        indexes = [models.Index(fields=["value"], name="notif_ref_value")]
+
+    def __str__(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+class DeliveryEvent(models.Model):
+    """One thing that happened to a notification, as its source reported it."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="events")
+    source = models.ForeignKey("ingest.Source", on_delete=models.CASCADE, related_name="+")
+    raw_event = models.ForeignKey(
+        "ingest.RawEvent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    item_index = models.PositiveIntegerField(default=0)
+    event_id = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=16, choices=EventType.choices)
+    occurred_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    provider = models.CharField(max_length=64, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    reason_key = models.CharField(max_length=100, blank=True)
+    reason_category = models.CharField(max_length=32, blank=True)
+    permanent = models.BooleanField(null=True, blank=True)
+    duplicate_count = models.PositiveIntegerField(default=0)
+    # The source's own record, kept only when the raw event held several of them.
+    payload = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Idempotent ingest: a source's event id is recorded once, whatever retries happen.
+            models.UniqueConstraint(fields=["source", "event_id"], name="delivery_event_once")
+        ]
+        indexes = [
+            models.Index(fields=["notification", "occurred_at"], name="event_notif_time"),
+            models.Index(fields=["provider_message_id"], name="event_provider_msg"),
+            models.Index(fields=["occurred_at"], name="event_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} @ {self.occurred_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,97 @@
+from django.db import models
+from django.db.models import Q
+
+
+class SourceKind(models.TextChoices):
+    JSON = "json", "JSON (canonical or mapped)"
+    CSV = "csv", "CSV export"
+    SENDGRID = "sendgrid", "SendGrid"
+    POSTMARK = "postmark", "Postmark"
+    MAILGUN = "mailgun", "Mailgun"
+    SES = "ses", "Amazon SES"
+    TWILIO = "twilio", "Twilio"
+
+
+class Source(models.Model):
+    """One system that reports notification events."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=32, choices=SourceKind.choices)
+    # Bearer tokens and basic-auth pairs are only ever compared, so only their hash is kept.
+    credential_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    credential_hint = models.CharField(max_length=32, blank=True)
+    # HMAC kinds (Mailgun signing key, Twilio auth token) need the secret itself.
+    signing_key = models.CharField(max_length=256, blank=True)
+    mapping = models.JSONField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+
+class Transport(models.TextChoices):
+    API = "api", "API"
+    WEBHOOK = "webhook", "Webhook"
+    IMPORT = "import", "Import"
+
+
+class Outcome(models.TextChoices):
+    RECEIVED = "received", "Received, not yet processed"
+    PARSED = "parsed", "Parsed"
+    DUPLICATE = "duplicate", "Duplicate"
+    IGNORED = "ignored", "Ignored (not a delivery event)"
+    QUARANTINED = "quarantined", "Quarantined"
+    REJECTED = "rejected", "Rejected"
+
+
+class RawEvent(models.Model):
+    """Exactly what arrived, stored before anything is interpreted."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="raw_events")
+    received_at = models.DateTimeField()
+    transport = models.CharField(max_length=16, choices=Transport.choices)
+    content_type = models.CharField(max_length=200, blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    body = models.BinaryField()
+    content_hash = models.CharField(max_length=64)
+    # For imports: which file and line this came from, so errors can name the line.
+    import_name = models.CharField(max_length=255, blank=True)
+    line_number = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.RECEIVED)
+    # [{"index": 0, "field": "occurred_at", "message": "..."}] for quarantined bodies.
+    problems = models.JSONField(default=list, blank=True)
+    reason = models.TextField(blank=True)
+    event_count = models.PositiveIntegerField(default=0)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # Re-importing the same file must add nothing: one row per distinct import line.
+            models.UniqueConstraint(
+                fields=["source", "content_hash"],
+                condition=Q(transport="import"),
+                name="raw_import_line_once",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["source", "received_at"], name="raw_source_received"),
+            models.Index(fields=["source", "outcome", "received_at"], name="raw_source_outcome"),
+        ]
+
+    def __str__(self) -> str:
+        return f"raw #{self.pk} {self.source_id} {self.outcome}"
+
+    @property
+    def origin(self) -> str:
+        if self.import_name:
+            return f"{self.import_name}:{self.line_number}"
+        return self.get_transport_display()
+
+    def body_text(self) -> str:
+        return bytes(self.body).decode("utf-8", errors="replace")

@@ -1,0 +1,96 @@
+"""Turning received bytes into records (dicts), strictly: no NaN, UTF-8 with or without BOM."""
+
+import hashlib
+import json
+from typing import Any
+
+BOM = b"\xef\xbb\xbf"
+
+
+class BodyProblem(ValueError):
+    """The bytes are not records at all; `index` is the item (or line) at fault when known."""
+
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.index = index
+
+
+def reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def strict_loads(text: str) -> Any:
+    return json.loads(text, parse_constant=reject_constant)
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def decode(data: bytes) -> str:
+    if data.startswith(BOM):
+        data = data[len(BOM) :]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyProblem(f"not UTF-8 text (byte {exc.start})") from exc
+
+
+def parse_json_line(line: bytes) -> dict:
+    """One JSON-lines record; raise BodyProblem with a readable reason."""
+    text = decode(line).strip()
+    try:
+        record = strict_loads(text)
+    except ValueError as exc:
+        raise BodyProblem(f"not valid JSON: {describe_json_error(exc)}") from exc
+    if not isinstance(record, dict):
+        raise BodyProblem(f"expected a JSON object, got {kind_of(record)}")
+    return record
+
+
+def records_from_body(body: bytes) -> list[Any]:
+    """A JSON object, a JSON array, or JSON lines."""
+    text = decode(body).strip()
+    if not text:
+        raise BodyProblem("the body is empty")
+    try:
+        parsed = strict_loads(text)
+    except ValueError as first_error:
+        if text.startswith("{") and "\n" in text:
+            return json_lines(text)
+        raise BodyProblem(f"not valid JSON: {describe_json_error(first_error)}") from first_error
+    if isinstance(parsed, list):
+        return parsed
+    return [parsed]
+
+
+def json_lines(text: str) -> list[Any]:
+    records = []
+    for number, line in enumerate(text.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            records.append(strict_loads(line))
+        except ValueError as exc:
+            raise BodyProblem(
+                f"line {number + 1} is not valid JSON: {describe_json_error(exc)}", len(records)
+            ) from exc
+    return records
+
+
+def describe_json_error(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg} at column {exc.colno}"
+    return str(exc)
+
+
+def kind_of(value: Any) -> str:
+    return {
+        list: "an array",
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "true/false",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)

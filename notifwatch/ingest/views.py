@@ -1,0 +1,136 @@
+"""HTTP ingest: the canonical events API and per-source webhook endpoints."""
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from notifwatch.ingest.credentials import credential_hash
+from notifwatch.ingest.models import Outcome, Source, SourceKind, Transport
+from notifwatch.ingest.processing import process_raw_event, store_raw
+
+logger = logging.getLogger(__name__)
+
+# Headers worth keeping beside a raw body; never Authorization or cookies.
+KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Request-Id", "Content-Encoding")
+
+
+def unavailable_when_database_is_down(view: Callable) -> Callable:
+    """503 with Retry-After while the database is away: senders retry on it, not on a 500."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except DatabaseError:
+            logger.exception("database unavailable during ingest")
+            response = JsonResponse(
+                {"error": "storage is unavailable, nothing was stored; retry later"}, status=503
+            )
+            response["Retry-After"] = "30"
+            return response
+
+    return wrapper
+
+
+def bearer_token(request: HttpRequest) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def too_large(request: HttpRequest) -> bool:
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    return length > settings.NOTIFWATCH_MAX_BODY_BYTES
+
+
+def error(status: int, message: str, **extra) -> JsonResponse:
+    return JsonResponse({"error": message, **extra}, status=status)
+
+
+@csrf_exempt
+@require_POST
+@unavailable_when_database_is_down
+def api_events(request: HttpRequest) -> HttpResponse:
+    token = bearer_token(request)
+    source = (
+        Source.objects.filter(
+            credential_hash=credential_hash(token), kind=SourceKind.JSON, is_active=True
+        ).first()
+        if token
+        else None
+    )
+    if source is None:
+        return error(401, "missing or unknown bearer token (Authorization: Bearer <source token>)")
+    return receive(request, source, Transport.API)
+
+
+@csrf_exempt
+@require_POST
+@unavailable_when_database_is_down
+def source_webhook(request: HttpRequest, slug: str) -> HttpResponse:
+    source = get_object_or_404(Source, slug=slug, is_active=True)
+    if source.kind != SourceKind.JSON:
+        return error(404, f"no webhook adapter for kind {source.kind!r} yet")
+    token = bearer_token(request)
+    if not token or credential_hash(token) != source.credential_hash:
+        store_raw(
+            source,
+            Transport.WEBHOOK,
+            request.body[:4096],
+            content_type=request.content_type or "",
+            outcome=Outcome.REJECTED,
+            reason="missing or wrong bearer token",
+        )
+        return error(401, "missing or wrong bearer token")
+    return receive(request, source, Transport.WEBHOOK)
+
+
+def receive(request: HttpRequest, source: Source, transport: str) -> HttpResponse:
+    if too_large(request):
+        return error(
+            413,
+            f"body larger than {settings.NOTIFWATCH_MAX_BODY_BYTES} bytes; send smaller batches",
+        )
+    body = request.body
+    headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
+    raw = store_raw(
+        source, transport, body, content_type=request.content_type or "", headers=headers
+    )
+    try:
+        process_raw_event(raw)
+    except Exception:
+        # The raw event is stored; the sweep will process it again. The sender must not resend.
+        logger.exception("processing raw event %s failed; left for the sweep", raw.pk)
+        return JsonResponse({"stored": raw.pk, "status": "queued"}, status=202)
+    if raw.outcome == Outcome.QUARANTINED:
+        status = 400 if raw.problems and raw.problems[0].get("field") is None else 422
+        return JsonResponse(
+            {
+                "error": "nothing from this request was recorded: " + raw.reason,
+                "errors": raw.problems,
+                "stored": raw.pk,
+            },
+            status=status,
+        )
+    return JsonResponse(
+        {"stored": raw.pk, "status": raw.outcome, "recorded": raw.event_count}, status=200
+    )
+
+
+@require_GET
+def healthz(request: HttpRequest) -> HttpResponse:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError:
+        return HttpResponse("database unavailable\n", status=503, content_type="text/plain")
+    return HttpResponse("ok\n", content_type="text/plain")

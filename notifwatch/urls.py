@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from notifwatch.deliveries import views as delivery_views
+from notifwatch.ingest import source_views
+from notifwatch.ingest import views as ingest_views
+
+urlpatterns = [
+    path("", delivery_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", ingest_views.healthz, name="healthz"),
+    path("api/v1/events", ingest_views.api_events, name="api_events"),
+    path("hooks/<slug:slug>/", ingest_views.source_webhook, name="source_webhook"),
+    path("sources/", source_views.source_list, name="source_list"),
+    path("sources/<slug:slug>/", source_views.source_detail, name="source_detail"),
+    path("sources/<slug:slug>/mapping/", source_views.source_mapping, name="source_mapping"),
+    path("sources/<slug:slug>/reprocess/", source_views.source_reprocess, name="source_reprocess"),
+    path(
+        "sources/<slug:slug>/token/", source_views.source_rotate_token, name="source_rotate_token"
+    ),
+    path("raw/<int:pk>/", source_views.raw_event_detail, name="raw_event_detail"),
+    path("notifications/", delivery_views.notification_search, name="notification_search"),
+    path(
+        "notifications/<int:pk>/",
+        delivery_views.notification_detail,
+        name="notification_detail",
+    ),
+    path("admin/", admin.site.urls),
+]
