@@ -1,5 +1,6 @@
 """The canonical event: what every source's records are turned into before recording."""
 
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -150,6 +151,12 @@ def parse_attempt(value) -> int | None:
 def parse_refs(value) -> dict[str, str]:
     if value is None or value == "":
         return {}
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        # A CSV cell holding the refs object as JSON.
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise FieldProblem("refs", "not a valid JSON object") from exc
     if not isinstance(value, dict):
         raise FieldProblem("refs", "expected an object of reference names to ids")
     return {str(k)[:64]: text(v, f"refs.{k}", 200) for k, v in value.items() if v not in (None, "")}

@@ -173,22 +173,19 @@ def import_batch(source: Source, mapping: Mapping, batch, name: str) -> ImportSu
 def import_batch_once(source: Source, mapping: Mapping, batch, name: str) -> ImportSummary:
     summary = ImportSummary(name=name)
     now = timezone.now()
-    candidates: dict[str, tuple[int, bytes]] = {}
-    unreadable: list[tuple[int, bytes, str]] = []
+    # digest -> (line number, bytes, problem found while reading the line or None)
+    candidates: dict[str, tuple[int, bytes, str | None]] = {}
     for number, line, problem in batch:
-        if problem is not None:
-            unreadable.append((number, line or b"", problem))
-            continue
-        if not line:
+        if problem is None and not line:
             summary.blank += 1
             continue
         summary.read += 1
-        digest = content_hash(line)
+        line = line or b""
+        digest = content_hash(line or f"{name}:{number}:{problem}".encode())
         if digest in candidates:
             summary.duplicates += 1
             continue
-        candidates[digest] = (number, line)
-    summary.read += len(unreadable)
+        candidates[digest] = (number, line, problem)
     with transaction.atomic():
         seen = set(
             RawEvent.objects.filter(
@@ -198,7 +195,7 @@ def import_batch_once(source: Source, mapping: Mapping, batch, name: str) -> Imp
         summary.duplicates += len(seen)
         raws: list[RawEvent] = []
         events: list = []  # (raw index, canonical event)
-        for digest, (number, line) in candidates.items():
+        for digest, (number, line, problem) in candidates.items():
             if digest in seen:
                 continue
             raw = RawEvent(
@@ -213,31 +210,17 @@ def import_batch_once(source: Source, mapping: Mapping, batch, name: str) -> Imp
                 processed_at=now,
             )
             try:
+                if problem is not None:
+                    raise BodyProblem(problem)
                 for event in mapping.apply(parse_json_line(line), fallback_event_id=digest):
                     events.append((len(raws), event))
             except Ignored as why:
-                raw.outcome, raw.reason, raw.event_count = Outcome.IGNORED, str(why)[:500], 0
+                raw.outcome, raw.reason = Outcome.IGNORED, str(why)[:500]
                 summary.ignored += 1
             except (BodyProblem, FieldProblem) as problem:
                 quarantine(raw, problem)
                 summary.quarantined.append(LineProblem(number, raw.reason))
             raws.append(raw)
-        for number, line, problem in unreadable:
-            raw = RawEvent(
-                source=source,
-                received_at=now,
-                transport=Transport.IMPORT,
-                body=line,
-                content_hash=content_hash(line or f"{name}:{number}:{problem}".encode()),
-                import_name=name[:255],
-                line_number=number,
-                outcome=Outcome.QUARANTINED,
-                reason=problem,
-                problems=[{"index": None, "field": None, "message": problem}],
-                processed_at=now,
-            )
-            raws.append(raw)
-            summary.quarantined.append(LineProblem(number, problem))
         for index, _ in events:
             raws[index].event_count += 1
         RawEvent.objects.bulk_create(raws, batch_size=1000)

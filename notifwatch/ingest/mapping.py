@@ -153,7 +153,7 @@ class Mapping:
         if not isinstance(record, dict):
             raise FieldProblem("record", f"expected a JSON object, got {kind_of(record)}")
         if self.document is None:
-            return record
+            return canonical_columns(record)
         if self.accept:
             kind = lookup(record, self.accept["path"])
             if kind is not MISSING and str(kind) not in self.accept_values:
@@ -199,3 +199,12 @@ def describe(spec: Any) -> str:
     if isinstance(spec, list):
         return " or ".join(spec)
     return str(spec)
+
+
+def canonical_columns(record: dict) -> dict:
+    """Flat canonical records (CSV rows) may spell refs as `refs.order_id` columns."""
+    flat_refs = {k[len("refs.") :]: v for k, v in record.items() if k.startswith("refs.")}
+    if not flat_refs:
+        return record
+    refs = record.get("refs") if isinstance(record.get("refs"), dict) else {}
+    return {**record, "refs": {**refs, **flat_refs}}

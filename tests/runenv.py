@@ -7,3 +7,4 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("SECURE_COOKIES", "0")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ["TASKS_BACKEND"] = "django_tasks.backends.immediate.ImmediateBackend"
+os.environ.setdefault("STATIC_FROM_FINDERS", "1")
