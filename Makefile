@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
-export DEBUG ?= 1
 
 .PHONY: demo test env serve worker lint clean
+
+# The demo runs in debug mode on localhost (no SECRET_KEY or HTTPS needed); tests do not.
+demo serve worker: export DEBUG = 1
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +33,7 @@ demo: env
 		--access-logfile - --log-level warning
 
 test: env
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 serve: env
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
