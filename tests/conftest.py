@@ -32,6 +32,12 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The real hasher costs ~0.3 s per user; tests create a cast of users each time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def fixture_path():
     def path(*parts: str) -> Path:
@@ -100,3 +106,17 @@ def push_source(db):
 
     saved = save_source(slug="push", kind="json", mapping=load_preset("push_sender"))
     return saved.source
+
+
+@pytest.fixture
+def imported(inhouse_source, fixture_path):
+    """Import in-house log files by name; return the notifications of the source."""
+    from notifwatch.deliveries.models import Notification
+    from notifwatch.ingest.importer import import_path
+
+    def load(*names: str):
+        for name in names:
+            import_path(inhouse_source, str(fixture_path("inhouse", name)))
+        return Notification.objects.filter(source=inhouse_source)
+
+    return load

@@ -1,13 +1,222 @@
-from django.http import Http404
+"""Pages about notifications: the landing page, the support lookup and one notification's story."""
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
+
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
+from django.utils import timezone
+
+from notifwatch.accounts.access import READ_ROLES, role_required, sees_personal_data
+from notifwatch.deliveries.lookup import (
+    find_notifications,
+    mask_personal_text,
+    mask_recipient,
+    older_than,
+)
+from notifwatch.deliveries.models import DeliveryEvent, FinalStatus, Notification
+from notifwatch.failures.reasons import Reason, reason_by_key
+from notifwatch.ingest.models import Outcome, RawEvent
+from notifwatch.ingest.source_views import pretty_body
+
+PAGE_SIZE = 50
+HOME_DAYS = 7
+
+FIX_OWNER_WORDS = {
+    "our_setup": "Our team — the sending setup (credentials, template or content)",
+    "recipient_data": "Whoever keeps the customer's contact details (CRM, billing or support)",
+    "recipient_choice": "No one — it was the customer's own choice; respect it and don't resend",
+    "provider": "The provider — it usually heals by itself; escalate if it persists",
+    "unknown": "Not known yet",
+}
+REF_WORDS = {"order_id": "order", "ticket_id": "ticket", "invoice_id": "invoice"}
+LOOKUP_REFS = ("order_id", "ticket_id", "invoice_id")
 
 
-def home(request):
-    raise Http404
+@role_required(*READ_ROLES)
+def home(request: HttpRequest) -> HttpResponse:
+    since = timezone.now() - timedelta(days=HOME_DAYS)
+    recent = Notification.objects.filter(last_event_at__gte=since)
+    by_status = dict(
+        recent.values("final_status").annotate(n=Count("id")).values_list("final_status", "n")
+    )
+    statuses = [(value, label, by_status.get(value, 0)) for value, label in FinalStatus.choices]
+    ctx = {
+        "days": HOME_DAYS,
+        "statuses": statuses,
+        "total": sum(by_status.values()),
+        "failures": recent.filter(counts_as_failure=True).count(),
+        "quarantined": RawEvent.objects.filter(outcome=Outcome.QUARANTINED).count(),
+    }
+    return render(request, "deliveries/home.html", ctx)
 
 
-def notification_search(request):
-    raise Http404
+@role_required(*READ_ROLES)
+def notification_search(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "").strip()[:255]
+    cursor = parse_cursor(request.GET.get("before", ""))
+    notifications: list[Notification] = []
+    older_url = ""
+    if q:
+        found = find_notifications(q)
+        if cursor:
+            found = older_than(found, *cursor)
+        notifications = list(found[: PAGE_SIZE + 1])
+        if len(notifications) > PAGE_SIZE:
+            notifications = notifications[:PAGE_SIZE]
+            last = notifications[-1]
+            older_url = "?" + urlencode({"q": q, "before": make_cursor(last)})
+        show_people(notifications, sees_personal_data(request.user))
+    ctx = {
+        "q": q,
+        "notifications": notifications,
+        "older_url": older_url,
+        "first_page_url": "?" + urlencode({"q": q}) if cursor else "",
+    }
+    template = "deliveries/notification_search.html"
+    if request.htmx and not request.htmx.history_restore_request:
+        template += "#results"
+    return render(request, template, ctx)
 
 
-def notification_detail(request, pk):
-    raise Http404
+@role_required(*READ_ROLES)
+def notification_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    notification = get_object_or_404(Notification.objects.select_related("source"), pk=pk)
+    personal = sees_personal_data(request.user)
+    events = list(
+        notification.events.select_related("raw_event").order_by("occurred_at", "id")
+        if personal
+        else notification.events.order_by("occurred_at", "id")
+    )
+    for event in events:
+        event.reason = reason_by_key(event.reason_key)
+        event.payload_text = payload_text(event) if personal else ""
+        if not personal:
+            event.error_message = mask_personal_text(event.error_message)
+    show_people([notification], personal)
+    ctx = {
+        "n": notification,
+        "verdict": verdict(notification, personal),
+        "identity_hint": identity_hint(notification),
+        "duplicate_note": duplicate_note(notification),
+        "refs": [
+            (REF_WORDS.get(name, words(name)).capitalize(), value)
+            for name, value in sorted(notification.refs.items())
+        ],
+        "events": events,
+        "personal": personal,
+    }
+    return render(request, "deliveries/notification_detail.html", ctx)
+
+
+def make_cursor(notification: Notification) -> str:
+    return f"{notification.last_event_at.isoformat()}_{notification.pk}"
+
+
+def parse_cursor(value: str) -> tuple[datetime, int] | None:
+    when, _, pk = value.rpartition("_")
+    try:
+        parsed = datetime.fromisoformat(when)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), int(pk)
+    except ValueError:
+        return None
+
+
+def show_people(notifications: list[Notification], personal: bool) -> None:
+    """Attach what the page may show of each recipient, and the readable reason."""
+    for n in notifications:
+        n.shown_recipient = n.recipient if personal else mask_recipient(n.recipient)
+        n.shown_error_message = n.error_message if personal else mask_personal_text(n.error_message)
+        n.reason = reason_by_key(n.reason_key)
+        n.purpose_words = words(n.purpose)
+        n.url = reverse("notification_detail", args=[n.pk])
+
+
+def words(value: str) -> str:
+    return value.replace("_", " ").replace("-", " ").strip().capitalize()
+
+
+def ordinal(n: int) -> str:
+    if n == 1:
+        return "first"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+@dataclass
+class Verdict:
+    """The answer to "did the customer get it?", in words."""
+
+    tone: str  # good, bad, waiting, choice
+    headline: str
+    when: datetime | None
+    reason: Reason | None = None
+    fix_owner: str = ""
+    error_code: str = ""
+    error_message: str = ""
+
+
+def verdict(n: Notification, personal: bool) -> Verdict:
+    reason = reason_by_key(n.reason_key)
+    sentence = reason.sentence if reason else "the provider gave no reason."
+    raw = {
+        "error_code": n.error_code,
+        "error_message": n.error_message if personal else mask_personal_text(n.error_message),
+    }
+    owner = FIX_OWNER_WORDS.get(n.fix_owner or (reason.fix_owner if reason else ""), "")
+    status = n.final_status
+    if status == FinalStatus.DELIVERED:
+        headline = f"Delivered on the {ordinal(n.attempts)} attempt" if n.attempts > 1 else ""
+        return Verdict("good", headline or "Delivered on the first attempt", n.settled_at)
+    if status == FinalStatus.COMPLAINED:
+        return Verdict(
+            "choice",
+            "Delivered, then the customer marked it as spam",
+            n.settled_at,
+            reason,
+            owner,
+            **raw,
+        )
+    if status in (FinalStatus.BOUNCED, FinalStatus.FAILED, FinalStatus.SUPPRESSED):
+        tone = "bad" if n.counts_as_failure else "choice"
+        return Verdict(tone, f"Not delivered: {sentence}", n.settled_at, reason, owner, **raw)
+    if status == FinalStatus.DEFERRED:
+        headline = f"Not delivered yet: {sentence} Still being retried"
+        headline += f" (attempt {n.attempts})." if n.attempts else "."
+        return Verdict("waiting", headline, n.last_event_at, reason, owner, **raw)
+    return Verdict(
+        "waiting",
+        "No outcome yet: sent, and the provider has not reported delivery",
+        n.last_event_at,
+    )
+
+
+def identity_hint(n: Notification) -> str:
+    if not n.identity_problem:
+        return ""
+    for name in (*LOOKUP_REFS, *sorted(n.refs)):
+        if n.refs.get(name):
+            label = REF_WORDS.get(name, name.replace("_", " "))
+            return f"No customer id — look it up by {label} {n.refs[name]}"
+    return "No customer id — look it up by the recipient"
+
+
+def duplicate_note(n: Notification) -> str:
+    if not n.duplicate_sends:
+        return ""
+    times = n.duplicate_sends + 1
+    got = "twice" if times == 2 else f"{times} times"
+    return f"Sent {times} times — the customer got it {got}"
+
+
+def payload_text(event: DeliveryEvent) -> str:
+    """The source's own record behind an event, pretty-printed when it is JSON."""
+    if event.payload is not None:
+        return json.dumps(event.payload, indent=2, ensure_ascii=False)
+    if event.raw_event is not None:
+        return pretty_body(bytes(event.raw_event.body))[0]
+    return ""

@@ -1,25 +1,228 @@
-from django.http import Http404
+"""Pages about sources and what they sent: endpoints, counts, quarantine, mapping, tokens."""
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import Count, Max
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from notifwatch.accounts.access import READ_ROLES, role_required, sees_personal_data
+from notifwatch.accounts.models import Role
+from notifwatch.deliveries.lookup import mask_personal_text
+from notifwatch.deliveries.models import Notification
+from notifwatch.ingest.actions import TOKEN_KINDS, rotate_token, set_mapping
+from notifwatch.ingest.forms import MappingForm, mapping_text
+from notifwatch.ingest.models import Outcome, RawEvent, Source, SourceKind
+from notifwatch.ingest.tasks import reprocess_source
+
+LATEST_QUARANTINED = 20
+# A raw body can be megabytes; the page shows the start of it.
+MAX_SHOWN_BODY = 256 * 1024
+WAITING = (Outcome.QUARANTINED, Outcome.RECEIVED)
 
 
-def source_list(request):
-    raise Http404
+@dataclass
+class SourceFacts:
+    source: Source
+    webhook_url: str
+    api_url: str = ""
+    by_outcome: dict[str, int] = field(default_factory=dict)
+    notifications: int = 0
+    last_received: datetime | None = None
+
+    @property
+    def raw_total(self) -> int:
+        return sum(self.by_outcome.values())
+
+    @property
+    def quarantined(self) -> int:
+        return self.by_outcome.get(Outcome.QUARANTINED, 0)
+
+    @property
+    def outcomes(self) -> list[tuple[str, str, int]]:
+        return [
+            (value, label, self.by_outcome[value])
+            for value, label in Outcome.choices
+            if self.by_outcome.get(value)
+        ]
+
+    @property
+    def rotatable(self) -> bool:
+        return self.source.kind in TOKEN_KINDS
 
 
-def source_detail(request, slug):
-    raise Http404
+def source_facts(sources: list[Source]) -> list[SourceFacts]:
+    """Endpoints and counts of these sources in two grouped queries, however many sources."""
+    facts = {s.pk: SourceFacts(source=s, webhook_url=endpoint(s)) for s in sources}
+    for s in sources:
+        if s.kind == SourceKind.JSON:
+            facts[s.pk].api_url = settings.NOTIFWATCH_BASE_URL + reverse("api_events")
+    raw_counts = (
+        RawEvent.objects.filter(source_id__in=facts)
+        .values("source_id", "outcome")
+        .annotate(n=Count("id"), last=Max("received_at"))
+    )
+    for row in raw_counts:
+        f = facts[row["source_id"]]
+        f.by_outcome[row["outcome"]] = row["n"]
+        f.last_received = max(filter(None, (f.last_received, row["last"])), default=None)
+    notification_counts = (
+        Notification.objects.filter(source_id__in=facts)
+        .values("source_id")
+        .annotate(n=Count("id"))
+        .values_list("source_id", "n")
+    )
+    for source_id, n in notification_counts:
+        facts[source_id].notifications = n
+    return list(facts.values())
 
 
-def source_mapping(request, slug):
-    raise Http404
+def endpoint(source: Source) -> str:
+    return settings.NOTIFWATCH_BASE_URL + reverse("source_webhook", args=[source.slug])
 
 
-def source_reprocess(request, slug):
-    raise Http404
+def is_admin(request: HttpRequest) -> bool:
+    return request.user.membership.role == Role.ADMIN
 
 
-def source_rotate_token(request, slug):
-    raise Http404
+@role_required(*READ_ROLES)
+def source_list(request: HttpRequest) -> HttpResponse:
+    facts = source_facts(list(Source.objects.all()))
+    return render(request, "ingest/source_list.html", {"facts": facts})
 
 
-def raw_event_detail(request, pk):
-    raise Http404
+@role_required(*READ_ROLES)
+def source_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    source = get_object_or_404(Source, slug=slug)
+    return render(request, "ingest/source_detail.html", detail_context(request, source))
+
+
+def detail_context(request: HttpRequest, source: Source, **extra) -> dict:
+    quarantined = list(
+        RawEvent.objects.filter(source=source, outcome=Outcome.QUARANTINED)
+        .order_by("-received_at", "-id")
+        .defer("body")[:LATEST_QUARANTINED]
+    )
+    if not sees_personal_data(request.user):
+        for raw in quarantined:
+            raw.reason = mask_personal_text(raw.reason)
+    ctx = {
+        "source": source,
+        "facts": source_facts([source])[0],
+        "quarantined": quarantined,
+        "mapping_text": mapping_text(source.mapping),
+        "is_admin": is_admin(request),
+        "form": MappingForm(initial={"mapping": mapping_text(source.mapping)}),
+    }
+    return ctx | extra
+
+
+def render_detail(request: HttpRequest, source: Source, partial: str, **extra) -> HttpResponse:
+    """The whole page, or only the fragment the htmx control asked to refresh."""
+    template = "ingest/source_detail.html"
+    if request.htmx:
+        template += f"#{partial}"
+    return render(request, template, detail_context(request, source, **extra))
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def source_mapping(request: HttpRequest, slug: str) -> HttpResponse:
+    source = get_object_or_404(Source, slug=slug)
+    form = MappingForm(request.POST)
+    if not form.is_valid():
+        return render_detail(request, source, "mapping", form=form, editing=True)
+    set_mapping(source, form.cleaned_data["mapping"], actor=request.user)
+    notice = "Mapping saved. Reprocess quarantined events to apply it to them."
+    if request.htmx:
+        return render_detail(request, source, "mapping", mapping_notice=notice)
+    messages.success(request, notice)
+    return redirect("source_detail", slug=source.slug)
+
+
+@role_required(Role.ADMIN)
+@require_POST
+def source_reprocess(request: HttpRequest, slug: str) -> HttpResponse:
+    source = get_object_or_404(Source, slug=slug)
+    waiting = RawEvent.objects.filter(source=source, outcome__in=WAITING).count()
+    if waiting:
+        reprocess_source.enqueue(source.pk, request.user.pk)
+        plural = "event" if waiting == 1 else "events"
+        notice = f"Reprocessing {waiting} quarantined {plural}…"
+    else:
+        notice = "Nothing to reprocess: this source has no quarantined events."
+    if request.htmx:
+        # The counts above the list changed too: they ride along as an out-of-band swap.
+        return render_detail(request, source, "quarantine", quarantine_notice=notice, oob=True)
+    messages.info(request, notice)
+    return redirect("source_detail", slug=source.slug)
+
+
+@role_required(Role.ADMIN)
+def source_rotate_token(request: HttpRequest, slug: str) -> HttpResponse:
+    source = get_object_or_404(Source, slug=slug)
+    ctx = {"source": source, "rotatable": source.kind in TOKEN_KINDS}
+    if request.method != "POST":
+        # Without JavaScript there is no confirm dialog: this page is the confirmation.
+        return render(request, "ingest/source_rotate_token.html", ctx)
+    if not ctx["rotatable"]:
+        return render(request, "ingest/source_rotate_token.html", ctx, status=400)
+    token = rotate_token(source, actor=request.user)
+    # The token is shown in this response only; it must not be redirected to or cached.
+    if request.htmx:
+        response = render_detail(request, source, "credential", new_token=token)
+    else:
+        response = render(request, "ingest/source_rotate_token.html", ctx | {"new_token": token})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@role_required(*READ_ROLES)
+def raw_event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    raw = get_object_or_404(RawEvent.objects.select_related("source"), pk=pk)
+    personal = sees_personal_data(request.user)
+    body, body_kind = pretty_body(bytes(raw.body)) if personal else ("", "")
+    problems = raw.problems if isinstance(raw.problems, list) else []
+    if not personal:
+        raw.reason = mask_personal_text(raw.reason)
+        problems = [
+            {**p, "message": mask_personal_text(str(p.get("message", "")))}
+            for p in problems
+            if isinstance(p, dict)
+        ]
+    ctx = {
+        "raw": raw,
+        "problems": problems,
+        "headers": sorted(raw.headers.items()) if isinstance(raw.headers, dict) else [],
+        "personal": personal,
+        "body": body,
+        "body_kind": body_kind,
+        "body_size": len(raw.body),
+        "body_cut": personal and len(raw.body) > MAX_SHOWN_BODY,
+    }
+    return render(request, "ingest/raw_event_detail.html", ctx)
+
+
+def pretty_body(body: bytes) -> tuple[str, str]:
+    """The body as text for a page: indented when it is JSON (or JSON lines); never parsed as HTML."""
+    text = body[:MAX_SHOWN_BODY].decode("utf-8", errors="replace").removeprefix("\ufeff")
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False), "JSON"
+    except ValueError:
+        pass
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:
+        try:
+            records = [json.loads(line) for line in lines]
+        except ValueError:
+            return text, "text"
+        return "\n\n".join(json.dumps(r, indent=2, ensure_ascii=False) for r in records), (
+            "JSON lines"
+        )
+    return text, "text"

@@ -1,0 +1,91 @@
+"""Finding notifications from the one thing a support agent has at hand, and masking recipients."""
+
+import re
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from notifwatch.deliveries.models import DeliveryEvent, Notification, NotificationRef
+from notifwatch.ingest.canonical import normalise_recipient
+
+BULLETS = "•••"
+PHONE_BULLETS = "•••••"
+PHONE_LIKE = re.compile(r"\+?[\d\s().-]{7,20}")
+EMAIL_IN_TEXT = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+\d{7,15}\b")
+
+
+def spellings(q: str) -> set[str]:
+    """The ways the same id may be stored: as typed, case-folded, Mailgun's <...> brackets."""
+    found = {q, q.lower(), q.upper()}
+    if "@" in q:
+        found.add(q[1:-1] if q.startswith("<") and q.endswith(">") else f"<{q}>")
+    return found
+
+
+def recipient_spellings(q: str) -> set[str]:
+    """Recipients are stored normalised: emails lower-case, phone numbers in E.164."""
+    found = {q, q.lower()}
+    if "@" not in q and PHONE_LIKE.fullmatch(q):
+        found.add(normalise_recipient(q, "sms"))
+    return found
+
+
+def find_notifications(q: str) -> QuerySet[Notification]:
+    """Notifications matching `q` exactly on any indexed identifier, newest activity first."""
+    q = q.strip()
+    if not q:
+        return Notification.objects.none()
+    ids = spellings(q)
+    # Each branch is an equality lookup on its own index; the union keeps every branch
+    # index-only, where one OR over several columns would scan the whole table.
+    matches = (
+        Notification.objects.filter(customer_id__in=ids)
+        .values("id")
+        .union(
+            Notification.objects.filter(recipient__in=recipient_spellings(q)).values("id"),
+            Notification.objects.filter(notification_key__in=ids).values("id"),
+            Notification.objects.filter(provider_message_id__in=ids).values("id"),
+            NotificationRef.objects.filter(value__in=ids).values("notification_id"),
+            DeliveryEvent.objects.filter(provider_message_id__in=ids).values("notification_id"),
+        )
+    )
+    # Recorded notifications always have events; the keyset below needs their time.
+    return (
+        Notification.objects.filter(pk__in=matches, last_event_at__isnull=False)
+        .select_related("source")
+        .order_by("-last_event_at", "-id")
+    )
+
+
+def older_than(
+    notifications: QuerySet[Notification], last_event_at: datetime, pk: int
+) -> QuerySet[Notification]:
+    """Keyset page after (last_event_at, id); the redundant `lte` bound lets the index be used."""
+    return notifications.filter(
+        Q(last_event_at__lt=last_event_at) | Q(last_event_at=last_event_at, pk__lt=pk),
+        last_event_at__lte=last_event_at,
+    )
+
+
+def mask_recipient(value: str) -> str:
+    """Enough to recognise a recipient on the phone with the customer, not to contact them."""
+    value = (value or "").strip()
+    if not value:
+        return ""
+    if "@" in value:
+        local, _, domain = value.rpartition("@")
+        return f"{local[:1]}{BULLETS}@{domain}"
+    if value.startswith("+") and value[1:].isdigit() and len(value) > 7:
+        return f"{value[:2]}{PHONE_BULLETS}{value[-4:]}"
+    if len(value) <= 4:
+        return BULLETS
+    return f"{value[:2]}{BULLETS}{value[-2:]}"
+
+
+def mask_personal_text(text: str) -> str:
+    """Mask the addresses and phone numbers that provider error texts often quote."""
+    if not text:
+        return text
+    text = EMAIL_IN_TEXT.sub(lambda m: mask_recipient(m.group(0)), text)
+    return PHONE_IN_TEXT.sub(lambda m: mask_recipient(m.group(0)), text)
