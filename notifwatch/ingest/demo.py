@@ -2343,7 +2343,11 @@ def ensure_users():
     for username, password, role in DEMO_USERS:
         user = user_model.objects.filter(username=username).first()
         if user is None:
-            user = user_model.objects.create_user(username=username, password=password)
+            # The demo admin may also open Django's admin (which needs staff status).
+            is_admin = role == "admin"
+            user = user_model.objects.create_user(
+                username=username, password=password, is_staff=is_admin, is_superuser=is_admin
+            )
         if not Membership.objects.filter(user=user).exists():
             Membership.objects.create(user=user, role=role)
         users[username] = user
