@@ -5,7 +5,7 @@ from django.db import models
 class AuditEntry(models.Model):
     """Append-only record of a human or system action; never edited or deleted by the app."""
 
-    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    at = models.DateTimeField(auto_now_add=True)
     # Null actor means the system; `actor_label` then names the rule or command.
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -21,7 +21,11 @@ class AuditEntry(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target")]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
+            # The audit page and exports page through entries in time order.
+            models.Index(fields=["at", "id"], name="audit_time"),
+        ]
         verbose_name_plural = "audit entries"
 
     def __str__(self) -> str:

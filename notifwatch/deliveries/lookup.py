@@ -1,4 +1,4 @@
-"""Finding notifications from the one thing a support agent has at hand, and masking recipients."""
+"""Finding notifications from the one thing a support agent has at hand."""
 
 import re
 from datetime import datetime
@@ -8,11 +8,7 @@ from django.db.models import Q, QuerySet
 from notifwatch.deliveries.models import DeliveryEvent, Notification, NotificationRef
 from notifwatch.ingest.canonical import normalise_recipient
 
-BULLETS = "•••"
-PHONE_BULLETS = "•••••"
 PHONE_LIKE = re.compile(r"\+?[\d\s().-]{7,20}")
-EMAIL_IN_TEXT = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
-PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+\d{7,15}\b")
 
 
 def spellings(q: str) -> set[str]:
@@ -66,26 +62,3 @@ def older_than(
         Q(last_event_at__lt=last_event_at) | Q(last_event_at=last_event_at, pk__lt=pk),
         last_event_at__lte=last_event_at,
     )
-
-
-def mask_recipient(value: str) -> str:
-    """Enough to recognise a recipient on the phone with the customer, not to contact them."""
-    value = (value or "").strip()
-    if not value:
-        return ""
-    if "@" in value:
-        local, _, domain = value.rpartition("@")
-        return f"{local[:1]}{BULLETS}@{domain}"
-    if value.startswith("+") and value[1:].isdigit() and len(value) > 7:
-        return f"{value[:2]}{PHONE_BULLETS}{value[-4:]}"
-    if len(value) <= 4:
-        return BULLETS
-    return f"{value[:2]}{BULLETS}{value[-2:]}"
-
-
-def mask_personal_text(text: str) -> str:
-    """Mask the addresses and phone numbers that provider error texts often quote."""
-    if not text:
-        return text
-    text = EMAIL_IN_TEXT.sub(lambda m: mask_recipient(m.group(0)), text)
-    return PHONE_IN_TEXT.sub(lambda m: mask_recipient(m.group(0)), text)

@@ -12,10 +12,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifwatch.accounts.access import READ_ROLES, role_required, sees_personal_data
+from notifwatch.accounts.masking import mask_recipient, mask_text
 from notifwatch.deliveries.lookup import (
     find_notifications,
-    mask_personal_text,
-    mask_recipient,
     older_than,
 )
 from notifwatch.deliveries.models import DeliveryEvent, FinalStatus, Notification
@@ -96,7 +95,7 @@ def notification_detail(request: HttpRequest, pk: int) -> HttpResponse:
         event.reason = reason_by_key(event.reason_key)
         event.payload_text = payload_text(event) if personal else ""
         if not personal:
-            event.error_message = mask_personal_text(event.error_message)
+            event.error_message = mask_text(event.error_message)
     show_people([notification], personal)
     ctx = {
         "n": notification,
@@ -130,7 +129,7 @@ def show_people(notifications: list[Notification], personal: bool) -> None:
     """Attach what the page may show of each recipient, and the readable reason."""
     for n in notifications:
         n.shown_recipient = n.recipient if personal else mask_recipient(n.recipient)
-        n.shown_error_message = n.error_message if personal else mask_personal_text(n.error_message)
+        n.shown_error_message = n.error_message if personal else mask_text(n.error_message)
         n.reason = reason_by_key(n.reason_key)
         n.purpose_words = words(n.purpose)
         n.url = reverse("notification_detail", args=[n.pk])
@@ -165,7 +164,7 @@ def verdict(n: Notification, personal: bool) -> Verdict:
     sentence = reason.sentence if reason else "the provider gave no reason."
     raw = {
         "error_code": n.error_code,
-        "error_message": n.error_message if personal else mask_personal_text(n.error_message),
+        "error_message": n.error_message if personal else mask_text(n.error_message),
     }
     owner = FIX_OWNER_WORDS.get(n.fix_owner or (reason.fix_owner if reason else ""), "")
     status = n.final_status

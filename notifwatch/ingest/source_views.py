@@ -13,8 +13,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from notifwatch.accounts.access import READ_ROLES, role_required, sees_personal_data
+from notifwatch.accounts.masking import mask_text
 from notifwatch.accounts.models import Role
-from notifwatch.deliveries.lookup import mask_personal_text
 from notifwatch.deliveries.models import Notification
 from notifwatch.ingest.actions import TOKEN_KINDS, rotate_token, set_mapping
 from notifwatch.ingest.forms import MappingForm, mapping_text
@@ -111,7 +111,7 @@ def detail_context(request: HttpRequest, source: Source, **extra) -> dict:
     )
     if not sees_personal_data(request.user):
         for raw in quarantined:
-            raw.reason = mask_personal_text(raw.reason)
+            raw.reason = mask_text(raw.reason)
     ctx = {
         "source": source,
         "facts": source_facts([source])[0],
@@ -190,9 +190,9 @@ def raw_event_detail(request: HttpRequest, pk: int) -> HttpResponse:
     body, body_kind = pretty_body(bytes(raw.body)) if personal else ("", "")
     problems = raw.problems if isinstance(raw.problems, list) else []
     if not personal:
-        raw.reason = mask_personal_text(raw.reason)
+        raw.reason = mask_text(raw.reason)
         problems = [
-            {**p, "message": mask_personal_text(str(p.get("message", "")))}
+            {**p, "message": mask_text(str(p.get("message", "")))}
             for p in problems
             if isinstance(p, dict)
         ]

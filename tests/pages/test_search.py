@@ -6,8 +6,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from notifwatch.accounts.masking import mask_recipient
 from notifwatch.deliveries import views
-from notifwatch.deliveries.lookup import find_notifications, mask_recipient
+from notifwatch.deliveries.lookup import find_notifications
 from notifwatch.deliveries.models import Notification
 
 RETRIED = "ord-119001:order_confirmation:email"
@@ -199,7 +200,7 @@ def test_it_looks_up_exact_values_only(notifications):
     [
         ("chloe.martin@example.com", "c•••@example.com"),
         ("+14155550118", "+1•••••0118"),
-        ("dev_ccffd0b670", "de•••70"),
+        ("dev_ccffd0b670", "dev•••"),
         ("abc", "•••"),
         ("", ""),
     ],

@@ -1,0 +1,551 @@
+"""Exports of notifications, delivery events and the audit trail, streamed in constant memory.
+
+Plain functions, used by ``manage.py export`` and meant for web views too:
+
+- ``rows(kind, ...)`` returns ``(header, iterator)``. The iterator yields one list of typed cells
+  per row (text, int, bool or None, aware datetime, ``Json`` for JSON values, a list for id lists)
+  and reads the database lazily, 2,000 rows at a time.
+- ``write_csv`` / ``write_jsonl`` write those rows to a text stream; ``csv_chunks`` /
+  ``jsonl_chunks`` yield the same text piece by piece (for ``StreamingHttpResponse``).
+- ``record_export`` writes the ``export.downloaded`` audit entry of one export run.
+
+Columns (stable; new columns are only ever appended):
+
+notifications
+    source, notification_key, channel, purpose, customer_id, recipient, refs, final_status,
+    reason_category, readable_reason, fix_owner, permanent, counts_as_failure, attempts,
+    duplicate_sends, identity_problem, first_event_at, settled_at, exception_ids,
+    provider, provider_message_id, error_code, error_message, suggested_action, last_event_at
+events
+    source, notification_key, event_id, event_type, occurred_at, received_at, attempt, provider,
+    provider_message_id, error_code, error_message, reason_category, permanent, duplicate_count
+audit
+    at, actor, action, target_type, target_id, target_label, old, new, detail
+
+Cell formats. CSV: booleans ``true``/``false``, empty when unknown; datetimes ISO 8601 in UTC
+with ``Z``; ``refs``/``old``/``new`` as compact JSON text; ``exception_ids`` space-separated
+(empty until exceptions exist). JSON lines: one object per row keyed by the header, with JSON
+booleans/null, the same datetime text, and ``refs``/``old``/``new``/``exception_ids`` as JSON
+values.
+
+Filters: ``since`` (inclusive) and ``until`` (exclusive) apply to ``last_event_at``
+(notifications), ``occurred_at`` (events) and ``at`` (audit). ``source_slug`` keeps one source's
+notifications or events; for ``audit`` it keeps the entries whose target is that source.
+Rows come oldest first (by that same timestamp, then id).
+
+Personal data: unless ``show_personal_data``, the recipient is masked (``mask_recipient``) and
+email addresses and international phone numbers inside provider error messages are masked too
+(providers quote the recipient: "'To' number +14155550118 is not a valid mobile number").
+Business references (order, ticket, invoice ids) are not personal data and stay as they are.
+The audit trail is exported as recorded.
+
+Spreadsheet safety: every text cell of a CSV goes through ``csv_safe`` (OWASP CSV injection),
+so ``=HYPERLINK(...)`` from a payload arrives as text. JSON lines are not neutralised: they are
+not opened in spreadsheets.
+
+Consume the iterator fully or ``close()`` it (the writers and chunk generators close it when
+they stop): on PostgreSQL it iterates inside a transaction (a real server-side cursor; in
+autocommit PostgreSQL would materialise the whole result first), which stays open while the
+iterator is suspended, and a suspended cursor must not be left to the garbage collector.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, TextIO
+
+from django.db import connection, transaction
+
+from notifwatch.accounts.masking import mask_recipient, mask_text
+from notifwatch.audit.actions import actor_label, record_audit
+from notifwatch.audit.models import AuditEntry
+from notifwatch.deliveries.models import DeliveryEvent, Notification
+from notifwatch.failures.reasons import reason_by_key
+from notifwatch.ingest.models import Source
+
+EXPORT_KINDS: tuple[str, ...] = ("notifications", "events", "audit")
+FORMATS: tuple[str, ...] = ("csv", "jsonl")
+CHUNK_SIZE = 2000
+
+NOTIFICATION_COLUMNS: list[str] = [
+    "source",
+    "notification_key",
+    "channel",
+    "purpose",
+    "customer_id",
+    "recipient",
+    "refs",
+    "final_status",
+    "reason_category",
+    "readable_reason",
+    "fix_owner",
+    "permanent",
+    "counts_as_failure",
+    "attempts",
+    "duplicate_sends",
+    "identity_problem",
+    "first_event_at",
+    "settled_at",
+    "exception_ids",
+    "provider",
+    "provider_message_id",
+    "error_code",
+    "error_message",
+    "suggested_action",
+    "last_event_at",
+]
+EVENT_COLUMNS: list[str] = [
+    "source",
+    "notification_key",
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "received_at",
+    "attempt",
+    "provider",
+    "provider_message_id",
+    "error_code",
+    "error_message",
+    "reason_category",
+    "permanent",
+    "duplicate_count",
+]
+AUDIT_COLUMNS: list[str] = [
+    "at",
+    "actor",
+    "action",
+    "target_type",
+    "target_id",
+    "target_label",
+    "old",
+    "new",
+    "detail",
+]
+COLUMNS: dict[str, list[str]] = {
+    "notifications": NOTIFICATION_COLUMNS,
+    "events": EVENT_COLUMNS,
+    "audit": AUDIT_COLUMNS,
+}
+
+# What the audit trail names the target of an export that is not about one source.
+EXPORT_TARGET_TYPE = "export"
+
+
+class ExportError(ValueError):
+    """A request for an export that cannot be made (unknown kind, source or date)."""
+
+
+class UnknownSource(ExportError):
+    pass
+
+
+@dataclass(frozen=True)
+class Json:
+    """A cell holding a JSON value: compact JSON text in CSV, the value itself in JSON lines."""
+
+    value: Any
+
+
+# --- rows ----------------------------------------------------------------------------------
+
+
+def rows(
+    kind: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    source_slug: str | None = None,
+    show_personal_data: bool = False,
+    chunk_size: int = CHUNK_SIZE,
+) -> tuple[list[str], Iterator[list]]:
+    """The header of `kind` and a lazy iterator over its rows (see the module docstring)."""
+    if kind not in COLUMNS:
+        raise ExportError(f"unknown export {kind!r}; choose one of {', '.join(EXPORT_KINDS)}")
+    since, until = as_utc(since), as_utc(until)
+    source_id = None
+    if source_slug:
+        source_id = Source.objects.filter(slug=source_slug).values_list("pk", flat=True).first()
+        if source_id is None:
+            raise UnknownSource(f"no source {source_slug!r}")
+    if kind == "notifications":
+        queryset = notification_rows(since, until, source_id)
+        convert = notification_row_converter(show_personal_data)
+    elif kind == "events":
+        queryset = event_rows(since, until, source_id)
+        convert = event_row_converter(show_personal_data)
+    else:
+        queryset = audit_rows(since, until, source_id)
+        convert = audit_row
+    return list(COLUMNS[kind]), stream(queryset, convert, chunk_size)
+
+
+def stream(queryset, convert, chunk_size: int) -> Iterator[list]:
+    # PostgreSQL only gives a true server-side cursor inside a transaction. SQLite streams
+    # without one, and there an atomic block would take the write lock (IMMEDIATE mode).
+    in_transaction = (
+        transaction.atomic() if connection.vendor == "postgresql" else contextlib.nullcontext()
+    )
+    with in_transaction:
+        iterator = queryset.iterator(chunk_size=chunk_size)
+        try:
+            for values in iterator:
+                yield convert(values)
+        finally:
+            # Close the cursor before the transaction ends, also when the caller stops early.
+            iterator.close()
+
+
+def time_filter(queryset, field: str, since: datetime | None, until: datetime | None):
+    if since is not None:
+        queryset = queryset.filter(**{f"{field}__gte": since})
+    if until is not None:
+        queryset = queryset.filter(**{f"{field}__lt": until})
+    return queryset
+
+
+def notification_rows(since, until, source_id):
+    queryset = Notification.objects.all()
+    if source_id is not None:
+        queryset = queryset.filter(source_id=source_id)
+    # (last_event_at, id) is indexed: rows come in index order, no sort before the first row.
+    return (
+        time_filter(queryset, "last_event_at", since, until)
+        .order_by("last_event_at", "id")
+        .values_list(
+            "source__slug",
+            "notification_key",
+            "channel",
+            "purpose",
+            "customer_id",
+            "recipient",
+            "refs",
+            "final_status",
+            "reason_category",
+            "reason_key",
+            "fix_owner",
+            "permanent",
+            "counts_as_failure",
+            "attempts",
+            "duplicate_sends",
+            "identity_problem",
+            "first_event_at",
+            "settled_at",
+            "provider",
+            "provider_message_id",
+            "error_code",
+            "error_message",
+            "last_event_at",
+        )
+    )
+
+
+def notification_row_converter(show_personal_data: bool):
+    def convert(values: tuple) -> list:
+        (
+            source,
+            key,
+            channel,
+            purpose,
+            customer_id,
+            recipient,
+            refs,
+            final_status,
+            category,
+            reason_key,
+            fix_owner,
+            permanent,
+            counts_as_failure,
+            attempts,
+            duplicate_sends,
+            identity_problem,
+            first_event_at,
+            settled_at,
+            provider,
+            provider_message_id,
+            error_code,
+            error_message,
+            last_event_at,
+        ) = values
+        reason = readable(reason_key, category)
+        if not show_personal_data:
+            recipient = mask_recipient(recipient)
+            error_message = mask_text(error_message)
+        return [
+            source,
+            key,
+            channel,
+            purpose,
+            customer_id,
+            recipient,
+            Json(refs or {}),
+            final_status,
+            category,
+            reason.sentence if reason else "",
+            fix_owner,
+            permanent,
+            counts_as_failure,
+            attempts,
+            duplicate_sends,
+            identity_problem,
+            first_event_at,
+            settled_at,
+            [],  # exception ids: exceptions arrive in a later issue
+            provider,
+            provider_message_id,
+            error_code,
+            error_message,
+            reason.action if reason else "",
+            last_event_at,
+        ]
+
+    return convert
+
+
+def readable(reason_key: str, category: str):
+    """The catalog's reason; its category's generic reason if the catalog dropped the key."""
+    if not (reason_key or category):
+        return None
+    return reason_by_key(reason_key) or (
+        reason_by_key(f"category:{category}") if category else None
+    )
+
+
+def event_rows(since, until, source_id):
+    queryset = DeliveryEvent.objects.all()
+    if source_id is not None:
+        queryset = queryset.filter(source_id=source_id)
+    return (
+        time_filter(queryset, "occurred_at", since, until)
+        .order_by("occurred_at", "id")
+        .values_list(
+            "source__slug",
+            "notification__notification_key",
+            "event_id",
+            "event_type",
+            "occurred_at",
+            "received_at",
+            "attempt",
+            "provider",
+            "provider_message_id",
+            "error_code",
+            "error_message",
+            "reason_category",
+            "permanent",
+            "duplicate_count",
+        )
+    )
+
+
+def event_row_converter(show_personal_data: bool):
+    def convert(values: tuple) -> list:
+        row = list(values)
+        if not show_personal_data:
+            row[10] = mask_text(row[10])  # error_message
+        return row
+
+    return convert
+
+
+def audit_rows(since, until, source_id):
+    queryset = AuditEntry.objects.all()
+    if source_id is not None:
+        queryset = queryset.filter(target_type=Source._meta.label_lower, target_id=str(source_id))
+    return (
+        time_filter(queryset, "at", since, until)
+        .order_by("at", "id")
+        .values_list(
+            "at",
+            "actor_label",
+            "action",
+            "target_type",
+            "target_id",
+            "target_label",
+            "old",
+            "new",
+            "detail",
+        )
+    )
+
+
+def audit_row(values: tuple) -> list:
+    row = list(values)
+    row[6], row[7] = Json(row[6]), Json(row[7])
+    return row
+
+
+# --- cells and writers ---------------------------------------------------------------------
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: str) -> str:
+    """Make a text cell inert in spreadsheets: a leading ' before = + - @ tab or CR (OWASP)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def iso_utc(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def compact_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def csv_cell(value: Any) -> str | int | float:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return value  # numbers we produce ourselves
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, Json):
+        return "" if value.value is None else csv_safe(compact_json(value.value))
+    if isinstance(value, list | tuple):
+        return csv_safe(" ".join(str(item) for item in value))
+    return csv_safe(str(value))
+
+
+def json_cell(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if isinstance(value, Json):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+class _Line:
+    """A file-like object that hands back what csv.writer writes, for chunked output."""
+
+    def write(self, text: str) -> str:
+        return text
+
+
+def csv_chunks(header: list[str], rows: Iterable[list]) -> Iterator[str]:
+    """CSV text, one line per chunk: the header first, then each row."""
+    writer = csv.writer(_Line())
+    with closing_rows(rows):
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow([csv_cell(value) for value in row])
+
+
+def jsonl_chunks(header: list[str], rows: Iterable[list]) -> Iterator[str]:
+    """JSON lines, one object per row keyed by the header names."""
+    with closing_rows(rows):
+        for row in rows:
+            record = {name: json_cell(value) for name, value in zip(header, row, strict=True)}
+            yield json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def write_csv(header: list[str], rows: Iterable[list], out: TextIO) -> int:
+    """Write CSV to a text stream opened with newline=""; returns the number of data rows."""
+    return _write(csv_chunks(header, rows), out) - 1
+
+
+def write_jsonl(header: list[str], rows: Iterable[list], out: TextIO) -> int:
+    """Write JSON lines to a text stream; returns the number of rows."""
+    return _write(jsonl_chunks(header, rows), out)
+
+
+def _write(chunks: Iterator[str], out: TextIO) -> int:
+    count = 0
+    with contextlib.closing(chunks):
+        for chunk in chunks:
+            out.write(chunk)
+            count += 1
+    return count
+
+
+@contextlib.contextmanager
+def closing_rows(rows: Iterable[list]):
+    """Close the rows when the output stops, even half-way (a write failed, a client left).
+
+    Left to the garbage collector, a suspended PostgreSQL cursor may be closed at any moment,
+    even while its connection is busy (a deadlock in psycopg): close it deterministically.
+    """
+    try:
+        yield
+    finally:
+        close = getattr(rows, "close", None)
+        if close is not None:
+            close()
+
+
+WRITERS = {"csv": write_csv, "jsonl": write_jsonl}
+
+
+# --- dates and audit -----------------------------------------------------------------------
+
+
+def parse_when(text: str) -> datetime:
+    """An ISO 8601 date or date-time as an aware UTC datetime.
+
+    A date alone means midnight UTC; a date-time without an offset is read as UTC.
+    """
+    value = text.strip()
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        return datetime(day.year, day.month, day.day, tzinfo=UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ExportError(f"{text!r} is not an ISO 8601 date") from None
+    return as_utc(moment)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def record_export(
+    *,
+    actor,
+    kind: str,
+    format: str,
+    filters: dict,
+    rows: int,
+    source: Source | None = None,
+    system_label: str = "system",
+    **extra: Any,
+) -> AuditEntry:
+    """The `export.downloaded` audit entry of one export run.
+
+    An export of one source is recorded against that source; any other export against the
+    target type "export" with the kind as its id, so all exports of a kind can be listed.
+    """
+    new = {"kind": kind, "format": format, "filters": filters, "rows": rows, **extra}
+    if source is not None:
+        return record_audit(
+            actor=actor,
+            action="export.downloaded",
+            target=source,
+            new=new,
+            system_label=system_label,
+        )
+    return AuditEntry.objects.create(
+        actor=actor,
+        actor_label=actor_label(actor) if actor is not None else system_label,
+        action="export.downloaded",
+        target_type=EXPORT_TARGET_TYPE,
+        target_id=kind,
+        target_label=f"{kind} export",
+        new=new,
+    )
