@@ -5,7 +5,7 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, IntegrityError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
@@ -106,10 +106,11 @@ def receive(request: HttpRequest, source: Source, transport: str) -> HttpRespons
         source, transport, body, content_type=request.content_type or "", headers=headers
     )
     try:
-        process_raw_event(raw)
+        process_with_retry(raw)
     except Exception:
-        # The raw event is stored; the sweep will process it again. The sender must not resend.
-        logger.exception("processing raw event %s failed; left for the sweep", raw.pk)
+        # The raw event is stored (outcome "received"); `manage.py reprocess` picks it up.
+        # 202, not 5xx: the sender must not resend what we already hold.
+        logger.exception("processing raw event %s failed; left as received", raw.pk)
         return JsonResponse({"stored": raw.pk, "status": "queued"}, status=202)
     if raw.outcome == Outcome.QUARANTINED:
         status = 400 if raw.problems and raw.problems[0].get("field") is None else 422
@@ -124,6 +125,18 @@ def receive(request: HttpRequest, source: Source, transport: str) -> HttpRespons
     return JsonResponse(
         {"stored": raw.pk, "status": raw.outcome, "recorded": raw.event_count}, status=200
     )
+
+
+def process_with_retry(raw, attempts: int = 3) -> None:
+    """Two requests creating the same new notification at once: the loser retries and then
+    finds the winner's rows (the unique constraints decide, not a lock held in Python)."""
+    for attempt in range(attempts):
+        try:
+            process_raw_event(raw)
+            return
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
 
 
 @require_GET
