@@ -81,7 +81,8 @@ def text(value, field_name: str, limit: int = MAX_KEY) -> str:
         return ""
     if isinstance(value, bool) or isinstance(value, (dict, list)):
         raise FieldProblem(field_name, f"expected text, got {type(value).__name__}")
-    return str(value).strip()[:limit]
+    # PostgreSQL text cannot hold NUL; a stray one must not sink a whole batch.
+    return str(value).replace("\x00", "").strip()[:limit]
 
 
 def parse_occurred_at(value) -> datetime:
