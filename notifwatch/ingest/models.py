@@ -10,6 +10,16 @@ class SourceKind(models.TextChoices):
     MAILGUN = "mailgun", "Mailgun"
     SES = "ses", "Amazon SES"
     TWILIO = "twilio", "Twilio"
+    # The other email providers whose tracking webhooks django-anymail parses.
+    BREVO = "brevo", "Brevo"
+    MAILERSEND = "mailersend", "MailerSend"
+    MAILJET = "mailjet", "Mailjet"
+    MAILTRAP = "mailtrap", "Mailtrap"
+    MANDRILL = "mandrill", "Mandrill"
+    POSTAL = "postal", "Postal"
+    RESEND = "resend", "Resend"
+    SPARKPOST = "sparkpost", "SparkPost"
+    UNISENDER_GO = "unisender_go", "Unisender Go"
 
 
 class Source(models.Model):
