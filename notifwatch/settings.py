@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "notifwatch.accounts",
     "notifwatch.ingest",
     "notifwatch.deliveries",
+    "notifwatch.failures",
     "notifwatch.audit",
 ]
 

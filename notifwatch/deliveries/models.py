@@ -36,6 +36,7 @@ class FinalStatus(models.TextChoices):
 class IdentityProblem(models.TextChoices):
     NONE = "", "None"
     MISSING_CUSTOMER_ID = "missing_customer_id", "No customer id"
+    UNMATCHED_CALLBACK = "unmatched_callback", "Provider callback matching no send record"
 
 
 class Notification(models.Model):
@@ -65,6 +66,8 @@ class Notification(models.Model):
     duplicate_events = models.PositiveIntegerField(default=0)
     # Extra distinct deliveries of the same notification: the customer got it more than once.
     duplicate_sends = models.PositiveIntegerField(default=0)
+    # Created from a provider callback with no send record (yet): adopted when one arrives.
+    callback_only = models.BooleanField(default=False)
     identity_problem = models.CharField(
         max_length=32, choices=IdentityProblem.choices, blank=True, default=""
     )

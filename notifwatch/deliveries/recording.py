@@ -22,6 +22,7 @@ from notifwatch.deliveries.bulk import (
 from notifwatch.deliveries.models import DeliveryEvent, Notification, NotificationRef
 from notifwatch.deliveries.status import EventFacts, counts_as_failure, settle
 from notifwatch.failures.reasons import Reason, classify_reason, reason_by_key
+from notifwatch.failures.unknown_codes import count_unknown_codes
 from notifwatch.ingest.canonical import CanonicalEvent
 
 OUTCOME_TYPES = {"deferred", "bounced", "failed", "suppressed", "complained"}
@@ -92,12 +93,18 @@ EVENT_FACTS = (
 )
 
 
+Target = tuple[int, str]  # (source id, notification key) of the notification an event joins
+
+
 @dataclass
 class PendingEvent:
     event: CanonicalEvent
     raw_event_id: int | None
     item_index: int = 0
     payload: dict | None = None
+    # Provider callbacks join the send record (any source) that has their provider message id.
+    join_by_message_id: bool = False
+    target: Target | None = None
 
 
 @dataclass
@@ -127,12 +134,8 @@ def record_events(source_id: int, pending: list[PendingEvent]) -> RecordResult:
         return RecordResult()
     now = timezone.now()
     with transaction.atomic():
-        keys = {p.event.notification_key for p in pending}
-        existing = dict(
-            Notification.objects.select_for_update()
-            .filter(source_id=source_id, notification_key__in=keys)
-            .values_list("notification_key", "id")
-        )
+        resolve_targets(source_id, pending)
+        existing = existing_notifications({p.target for p in pending})
         stored = dict(
             DeliveryEvent.objects.filter(
                 source_id=source_id, event_id__in={p.event.event_id for p in pending}
@@ -140,28 +143,34 @@ def record_events(source_id: int, pending: list[PendingEvent]) -> RecordResult:
         )
         fresh: list[PendingEvent] = []
         fresh_ids: set[str] = set()
-        repeats: dict[tuple[str, str], int] = defaultdict(int)
+        repeats: dict[tuple[str, Target], int] = defaultdict(int)
         for item in pending:
             event_id = item.event.event_id
             if event_id in fresh_ids or event_id in stored:
                 # Reprocessing the very raw event that stored it is not a repeat delivery.
                 if event_id in fresh_ids or stored[event_id] != item.raw_event_id:
-                    repeats[(event_id, item.event.notification_key)] += 1
+                    repeats[(event_id, item.target)] += 1
                 continue
             fresh_ids.add(event_id)
             fresh.append(item)
 
-        new_keys = sorted({p.event.notification_key for p in fresh} - set(existing))
-        ids = dict(existing)
-        ids.update(zip(new_keys, allocate_ids(Notification, len(new_keys)), strict=True))
+        new_targets = sorted({p.target for p in fresh} - set(existing))
+        ids: dict[Target, int] = dict(existing)
+        ids.update(zip(new_targets, allocate_ids(Notification, len(new_targets)), strict=True))
         event_rows = event_rows_for(fresh, source_id, ids, now)
         identity = identity_from_batch(fresh, ids)
+        # A notification first seen through a provider callback has no send record (yet).
+        callback_only = {
+            target
+            for target in new_targets
+            if all(p.join_by_message_id for p in fresh if p.target == target)
+        }
 
         # New notifications are written once, already settled from this batch's events.
         by_notification: dict[int, list[dict]] = defaultdict(list)
         for row in event_rows:
             by_notification[row["notification_id"]].append(row)
-        new_ids = {ids[key] for key in new_keys}
+        new_ids = {ids[target] for target in new_targets}
         insert_rows(
             Notification,
             (
@@ -170,20 +179,25 @@ def record_events(source_id: int, pending: list[PendingEvent]) -> RecordResult:
                 "notification_key",
                 "duplicate_events",
                 "created_at",
+                "callback_only",
                 *SETTLED_FIELDS,
             ),
             [
                 (
-                    ids[key],
-                    source_id,
-                    key,
+                    ids[target],
+                    target[0],
+                    target[1],
                     0,
                     now,
+                    target in callback_only,
                     *settled_row(
-                        blank_identity(), identity[ids[key]], by_notification[ids[key]], now
+                        {**blank_identity(), "callback_only": target in callback_only},
+                        identity[ids[target]],
+                        by_notification[ids[target]],
+                        now,
                     ),
                 )
-                for key in new_keys
+                for target in new_targets
             ],
         )
         insert_rows(
@@ -192,9 +206,122 @@ def record_events(source_id: int, pending: list[PendingEvent]) -> RecordResult:
             [tuple(db_value(row[c]) for c in EVENT_COLUMNS) for row in event_rows],
         )
         record_repeats(source_id, repeats, ids)
-        resettle({ids[p.event.notification_key] for p in fresh} - new_ids, now, identity)
+        count_unknown_codes(
+            (row["provider"], row["error_code"], row["error_message"], row["occurred_at"])
+            for row in event_rows
+            if row["unknown_code"]
+        )
+        adopted = adopt_callbacks(fresh, ids)
+        resettle(({ids[p.target] for p in fresh} - new_ids) | adopted, now, identity)
         add_refs(fresh, ids, new_ids)
     return RecordResult(new=len(fresh), duplicates=sum(repeats.values()))
+
+
+def resolve_targets(source_id: int, pending: list[PendingEvent]) -> None:
+    """Which notification each event belongs to; callbacks find their send record."""
+    for item in pending:
+        item.target = (source_id, item.event.notification_key)
+    joining = [p for p in pending if p.join_by_message_id and p.event.provider_message_id]
+    if not joining:
+        return
+    message_ids = {p.event.provider_message_id for p in joining}
+    candidates: dict[str, set[tuple]] = defaultdict(set)
+    for row in Notification.objects.filter(provider_message_id__in=message_ids).values_list(
+        "provider_message_id", "source_id", "notification_key", "recipient", "callback_only"
+    ):
+        candidates[row[0]].add(row[1:])
+    for row in (
+        DeliveryEvent.objects.filter(provider_message_id__in=message_ids)
+        .values_list(
+            "provider_message_id",
+            "notification__source_id",
+            "notification__notification_key",
+            "notification__recipient",
+            "notification__callback_only",
+        )
+        .distinct()
+    ):
+        candidates[row[0]].add(row[1:])
+    named = {p.event.notification_key for p in joining} - message_ids
+    by_key: dict[str, set[tuple]] = defaultdict(set)
+    for row in Notification.objects.filter(notification_key__in=named).values_list(
+        "notification_key", "source_id", "notification_key", "recipient", "callback_only"
+    ):
+        by_key[row[0]].add(row[1:])
+    for item in joining:
+        event = item.event
+        found = candidates.get(event.provider_message_id) or by_key.get(event.notification_key)
+        match = best_match(found or set(), event.recipient)
+        if match:
+            item.target = match
+        elif event.notification_key == event.provider_message_id and event.recipient:
+            # One provider message may go to several people: each has its own outcome.
+            item.target = (source_id, f"{event.provider_message_id}:{event.recipient}"[:255])
+
+
+def best_match(found: set[tuple], recipient: str) -> Target | None:
+    """Prefer a send record over another callback, and the same recipient over any."""
+    if not found:
+        return None
+    ranked = sorted(
+        found,
+        key=lambda row: (
+            bool(recipient and row[2] and row[2] != recipient),
+            row[3],
+            row[0],
+            row[1],
+        ),
+    )
+    best = ranked[0]
+    if recipient and best[2] and best[2] != recipient:
+        return None
+    return (best[0], best[1])
+
+
+def existing_notifications(targets: set[Target]) -> dict[Target, int]:
+    keys_by_source: dict[int, set[str]] = defaultdict(set)
+    for source_id, key in targets:
+        keys_by_source[source_id].add(key)
+    found: dict[Target, int] = {}
+    for source_id, keys in keys_by_source.items():
+        rows = (
+            Notification.objects.select_for_update()
+            .filter(source_id=source_id, notification_key__in=keys)
+            .values_list("notification_key", "id")
+        )
+        found.update({(source_id, key): pk for key, pk in rows})
+    return found
+
+
+def adopt_callbacks(fresh: list[PendingEvent], ids: dict[Target, int]) -> set[int]:
+    """Callbacks that arrived before their send record move onto it once it shows up."""
+    send_records = {
+        (p.event.provider_message_id, p.event.recipient): ids[p.target]
+        for p in fresh
+        if not p.join_by_message_id and p.event.provider_message_id
+    }
+    if not send_records:
+        return set()
+    orphans = Notification.objects.filter(
+        callback_only=True, provider_message_id__in={m for m, _ in send_records}
+    ).values_list("id", "provider_message_id", "recipient")
+    adopted: set[int] = set()
+    for orphan_id, message_id, recipient in orphans:
+        target = send_records.get((message_id, recipient)) or next(
+            (
+                pk
+                for (m, r), pk in send_records.items()
+                if m == message_id and not (r and recipient)
+            ),
+            None,
+        )
+        if target is None or target == orphan_id:
+            continue
+        DeliveryEvent.objects.filter(notification_id=orphan_id).update(notification_id=target)
+        NotificationRef.objects.filter(notification_id=orphan_id).delete()
+        Notification.objects.filter(pk=orphan_id).delete()
+        adopted.add(target)
+    return adopted
 
 
 def event_rows_for(fresh: list[PendingEvent], source_id: int, ids: dict, now) -> list[dict]:
@@ -205,7 +332,7 @@ def event_rows_for(fresh: list[PendingEvent], source_id: int, ids: dict, now) ->
         rows.append(
             {
                 "id": pk,
-                "notification_id": ids[event.notification_key],
+                "notification_id": ids[item.target],
                 "source_id": source_id,
                 "raw_event_id": item.raw_event_id,
                 "item_index": item.item_index,
@@ -223,6 +350,7 @@ def event_rows_for(fresh: list[PendingEvent], source_id: int, ids: dict, now) ->
                 "permanent": reason.permanent if reason else None,
                 "duplicate_count": 0,
                 "payload": item.payload,
+                "unknown_code": reason is not None and not reason.known,
             }
         )
     return rows
@@ -236,7 +364,7 @@ def db_value(value):
     return value
 
 
-def record_repeats(source_id: int, repeats: dict[tuple[str, str], int], ids: dict) -> None:
+def record_repeats(source_id: int, repeats: dict[tuple[str, Target], int], ids: dict) -> None:
     """Repeated events only bump counters, in SQL, never read-modify-write."""
     if not repeats:
         return
@@ -247,8 +375,8 @@ def record_repeats(source_id: int, repeats: dict[tuple[str, str], int], ids: dic
         [(count, source_id, event_id) for (event_id, _), count in repeats.items()],
     )
     per_notification: dict[int, int] = defaultdict(int)
-    for (_, key), count in repeats.items():
-        per_notification[ids[key]] += count
+    for (_, target), count in repeats.items():
+        per_notification[ids[target]] += count
     update_counter(
         Notification,
         "duplicate_events",
@@ -270,7 +398,7 @@ def identity_from_batch(fresh: list[PendingEvent], ids: dict) -> dict[int, dict]
     """Per notification, the first non-empty customer, recipient, ... in event time."""
     found: dict[int, dict] = defaultdict(dict)
     for item in sorted(fresh, key=lambda p: p.event.occurred_at):
-        values = found[ids[item.event.notification_key]]
+        values = found[ids[item.target]]
         for name in IDENTITY_FIELDS:
             value = getattr(item.event, name)
             if value and value != "other" and name not in values:
@@ -302,7 +430,7 @@ def resettle(notification_ids: set[int], now: datetime, identity: dict[int, dict
     ):
         events[row["notification_id"]].append(row)
     current = Notification.objects.filter(pk__in=notification_ids).values(
-        "id", *IDENTITY_FIELDS, "refs", "provider_message_id"
+        "id", *IDENTITY_FIELDS, "refs", "provider_message_id", "callback_only"
     )
     update_rows(
         Notification,
@@ -359,7 +487,7 @@ def settled_row(known: dict, found: dict, rows: list[dict], now: datetime) -> tu
         settlement.attempts,
         len(rows),
         settlement.duplicate_sends,
-        "" if values["customer_id"] else "missing_customer_id",
+        identity_problem(values),
         explained["reason_key"] if explained else "",
         explained["reason_category"] if explained else "",
         explained["permanent"] if explained else None,
@@ -371,12 +499,15 @@ def settled_row(known: dict, found: dict, rows: list[dict], now: datetime) -> tu
     )
 
 
+def identity_problem(values: dict) -> str:
+    if values["customer_id"]:
+        return ""
+    # A callback with no send record behind it cannot be tied to a customer at all.
+    return "unmatched_callback" if values.get("callback_only") else "missing_customer_id"
+
+
 def add_refs(fresh: list[PendingEvent], ids: dict, new_ids: set[int]) -> None:
-    rows = {
-        (ids[p.event.notification_key], name, value)
-        for p in fresh
-        for name, value in p.event.refs.items()
-    }
+    rows = {(ids[p.target], name, value) for p in fresh for name, value in p.event.refs.items()}
     brand_new = [r for r in rows if r[0] in new_ids]
     insert_rows(
         NotificationRef,

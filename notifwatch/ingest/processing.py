@@ -9,10 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from notifwatch.deliveries.recording import PendingEvent, record_events
-from notifwatch.ingest.canonical import FieldProblem
+from notifwatch.ingest.canonical import FieldProblem, canonical_events
 from notifwatch.ingest.mapping import Ignored, Mapping
 from notifwatch.ingest.models import Outcome, RawEvent, Source, Transport
 from notifwatch.ingest.parsing import BodyProblem, parse_json_line, records_from_body
+from notifwatch.ingest.providers import adapter_for
 
 
 @dataclass
@@ -73,19 +74,48 @@ def records_of(raw: RawEvent) -> list[Any]:
     return records_from_body(body)
 
 
-def process_raw_event(raw: RawEvent) -> RawEvent:
-    """Interpret one stored raw event, all or nothing: any unmappable item quarantines it."""
-    mapping = Mapping(raw.source.mapping)
-    try:
+def interpret_raw(raw: RawEvent) -> Interpretation:
+    """The canonical events in a stored raw event: by its provider's adapter, or its mapping."""
+    adapter = adapter_for(raw.source.kind)
+    if adapter is None:
         records = records_of(raw)
+        return interpret(
+            Mapping(raw.source.mapping), records, raw.pk, keep_payload=len(records) > 1
+        )
+    parsed = adapter.parse(raw.source, raw)
+    found = Interpretation(ignored=list(parsed.ignored), problems=list(parsed.problems))
+    for index, record in enumerate(parsed.records):
+        try:
+            events = canonical_events(record.values, fallback_event_id=record_hash(record.raw))
+        except FieldProblem as problem:
+            found.problems.append(
+                {"index": index, "field": problem.field, "message": problem.message}
+            )
+            continue
+        found.pending.extend(
+            PendingEvent(
+                event=event,
+                raw_event_id=raw.pk,
+                item_index=index,
+                payload=record.raw,
+                join_by_message_id=True,
+            )
+            for event in events
+        )
+    return found
+
+
+def process_raw_event(raw: RawEvent) -> RawEvent:
+    """Interpret one stored raw event, all or nothing: any unreadable item quarantines it."""
+    try:
+        found = interpret_raw(raw)
     except BodyProblem as problem:
         return finish(
             raw,
             Outcome.QUARANTINED,
             problems=[{"index": problem.index, "field": None, "message": problem.message}],
         )
-    many = len(records) > 1
-    found = interpret(mapping, records, raw.pk, keep_payload=many)
+    many = len({p.item_index for p in found.pending}) + len(found.problems) > 1
     if found.problems:
         return finish(raw, Outcome.QUARANTINED, problems=found.problems, many=many)
     with transaction.atomic():

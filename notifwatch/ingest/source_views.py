@@ -2,14 +2,15 @@
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Min, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from notifwatch.accounts.access import READ_ROLES, role_required, sees_personal_data
@@ -19,12 +20,14 @@ from notifwatch.deliveries.models import Notification
 from notifwatch.ingest.actions import TOKEN_KINDS, rotate_token, set_mapping
 from notifwatch.ingest.forms import MappingForm, mapping_text
 from notifwatch.ingest.models import Outcome, RawEvent, Source, SourceKind
+from notifwatch.ingest.providers import SetupHelp, adapter_for
 from notifwatch.ingest.tasks import reprocess_source
 
 LATEST_QUARANTINED = 20
 # A raw body can be megabytes; the page shows the start of it.
 MAX_SHOWN_BODY = 256 * 1024
 WAITING = (Outcome.QUARANTINED, Outcome.RECEIVED)
+REJECTED_WINDOW = timedelta(days=7)
 
 
 @dataclass
@@ -35,6 +38,11 @@ class SourceFacts:
     by_outcome: dict[str, int] = field(default_factory=dict)
     notifications: int = 0
     last_received: datetime | None = None
+    # Refused calls in the last REJECTED_WINDOW: usually a rotated secret on the sender's side.
+    rejected: int = 0
+    rejected_since: datetime | None = None
+    rejected_reason: str = ""
+    setup: SetupHelp | None = None
 
     @property
     def raw_total(self) -> int:
@@ -80,6 +88,24 @@ def source_facts(sources: list[Source]) -> list[SourceFacts]:
     )
     for source_id, n in notification_counts:
         facts[source_id].notifications = n
+    rejected = RawEvent.objects.filter(
+        source_id__in=facts,
+        outcome=Outcome.REJECTED,
+        received_at__gte=timezone.now() - REJECTED_WINDOW,
+    )
+    latest_reason = (
+        rejected.filter(source_id=OuterRef("source_id")).order_by("-received_at").values("reason")
+    )
+    for row in (
+        rejected.values("source_id")
+        .annotate(n=Count("id"), since=Min("received_at"), reason=Subquery(latest_reason[:1]))
+        .order_by()
+    ):
+        f = facts[row["source_id"]]
+        f.rejected, f.rejected_since, f.rejected_reason = row["n"], row["since"], row["reason"]
+    for f in facts.values():
+        adapter = adapter_for(f.source.kind)
+        f.setup = adapter.setup if adapter else None
     return list(facts.values())
 
 

@@ -9,16 +9,14 @@ from django.db import DatabaseError, IntegrityError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from notifwatch.ingest.credentials import credential_hash
 from notifwatch.ingest.models import Outcome, Source, SourceKind, Transport
 from notifwatch.ingest.processing import process_raw_event, store_raw
+from notifwatch.ingest.providers import Rejected, adapter_for, stored_headers
 
 logger = logging.getLogger(__name__)
-
-# Headers worth keeping beside a raw body; never Authorization or cookies.
-KEPT_HEADERS = ("Content-Type", "User-Agent", "X-Request-Id", "Content-Encoding")
 
 
 def unavailable_when_database_is_down(view: Callable) -> Callable:
@@ -74,36 +72,56 @@ def api_events(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
-@require_POST
+@require_http_methods(["POST", "HEAD"])
 @unavailable_when_database_is_down
 def source_webhook(request: HttpRequest, slug: str) -> HttpResponse:
     source = get_object_or_404(Source, slug=slug, is_active=True)
-    if source.kind != SourceKind.JSON:
-        return error(404, f"no webhook adapter for kind {source.kind!r} yet")
-    token = bearer_token(request)
-    if not token or credential_hash(token) != source.credential_hash:
-        store_raw(
-            source,
-            Transport.WEBHOOK,
-            request.body[:4096],
-            content_type=request.content_type or "",
-            outcome=Outcome.REJECTED,
-            reason="missing or wrong bearer token",
-        )
-        return error(401, "missing or wrong bearer token")
-    return receive(request, source, Transport.WEBHOOK)
+    if request.method == "HEAD":
+        # Some providers check the URL with a HEAD request when it is configured.
+        return HttpResponse()
+    if source.kind == SourceKind.JSON:
+        token = bearer_token(request)
+        if not token or credential_hash(token) != source.credential_hash:
+            return reject(request, source, Rejected("missing or wrong bearer token"))
+        return receive(request, source, Transport.WEBHOOK)
+    adapter = adapter_for(source.kind)
+    if adapter is None:
+        return error(404, f"no webhook adapter for kind {source.kind!r}")
+    if too_large(request):
+        return error(413, f"body larger than {settings.NOTIFWATCH_MAX_BODY_BYTES} bytes")
+    try:
+        adapter.authenticate(source, request)
+    except Rejected as rejected:
+        return reject(request, source, rejected)
+    return receive(request, source, Transport.WEBHOOK, adapter=adapter)
 
 
-def receive(request: HttpRequest, source: Source, transport: str) -> HttpResponse:
+def reject(request: HttpRequest, source: Source, rejected: Rejected) -> HttpResponse:
+    """Count and keep a refused call (truncated: it is not trusted), then refuse it."""
+    store_raw(
+        source,
+        Transport.WEBHOOK,
+        request.body[:4096],
+        content_type=request.content_type or "",
+        headers=stored_headers(request),
+        outcome=Outcome.REJECTED,
+        reason=rejected.reason,
+    )
+    return error(rejected.status, rejected.reason)
+
+
+def receive(request: HttpRequest, source: Source, transport: str, adapter=None) -> HttpResponse:
     if too_large(request):
         return error(
             413,
             f"body larger than {settings.NOTIFWATCH_MAX_BODY_BYTES} bytes; send smaller batches",
         )
-    body = request.body
-    headers = {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers}
     raw = store_raw(
-        source, transport, body, content_type=request.content_type or "", headers=headers
+        source,
+        transport,
+        request.body,
+        content_type=request.content_type or "",
+        headers=stored_headers(request),
     )
     try:
         process_with_retry(raw)
@@ -112,6 +130,11 @@ def receive(request: HttpRequest, source: Source, transport: str) -> HttpRespons
         # 202, not 5xx: the sender must not resend what we already hold.
         logger.exception("processing raw event %s failed; left as received", raw.pk)
         return JsonResponse({"stored": raw.pk, "status": "queued"}, status=202)
+    if adapter is not None and raw.outcome != Outcome.QUARANTINED:
+        reply = getattr(adapter, "reply", None)
+        answer = reply(source, raw) if reply else None
+        if answer is not None:
+            return answer
     if raw.outcome == Outcome.QUARANTINED:
         status = 400 if raw.problems and raw.problems[0].get("field") is None else 422
         return JsonResponse(

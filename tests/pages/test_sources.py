@@ -76,3 +76,19 @@ def test_it_uses_the_same_number_of_queries_for_many_sources(
     assert all(
         f.notifications == 1 for f in response.context["facts"] if f.source.slug != "billing"
     )
+
+
+def test_it_shows_rejected_calls_with_the_last_reason(client, admin_user, json_source):
+    for _ in range(3):
+        client.post(
+            "/hooks/billing/",
+            data="{}",
+            content_type="application/json",
+            headers={"Authorization": "Bearer nw_rotated_long_ago"},
+        )
+    client.force_login(admin_user)
+
+    page = client.get("/sources/").content.decode()
+
+    assert "3 rejected calls since" in page
+    assert "last reason: missing or wrong bearer token" in page
