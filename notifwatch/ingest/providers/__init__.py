@@ -119,6 +119,8 @@ def request_from_raw(raw: RawEvent) -> HttpRequest:
         key = name.upper().replace("-", "_")
         if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             request.META[f"HTTP_{key}"] = value
+    # HttpRequest only parses content_type in WSGIRequest.__init__; POST parsing needs it.
+    request._set_content_type_params(request.META)  # type: ignore[attr-defined]
     return request
 
 
