@@ -175,3 +175,7 @@ LOGGING = {
 
 # Region assumed for phone numbers written without a country code.
 NOTIFWATCH_PHONE_REGION = os.environ.get("NOTIFWATCH_PHONE_REGION", "US")
+
+# Amazon SES via SNS: confirm subscriptions by opening the SubscribeURL (only on an SNS host).
+# Off by default: the source page shows the link for an admin to open instead.
+NOTIFWATCH_SNS_AUTO_CONFIRM = env_bool("NOTIFWATCH_SNS_AUTO_CONFIRM", False)

@@ -64,8 +64,19 @@ def save_source(
     return SavedSource(source=source, created=created, new_token=token)
 
 
+def keeps_signing_key(kind: str, secret: str) -> bool:
+    """HMAC kinds need the key itself; for basic auth and bearer tokens a hash is enough."""
+    if kind in SIGNING_KINDS:
+        return True
+    from notifwatch.ingest.providers import adapter_for
+
+    adapter = adapter_for(kind)
+    decide = getattr(adapter, "keeps_signing_key", None)
+    return bool(decide and decide(secret))
+
+
 def set_secret(source: Source, secret: str) -> None:
-    if source.kind in SIGNING_KINDS:
+    if keeps_signing_key(source.kind, secret):
         source.signing_key = secret
         source.credential_hash = ""
     else:

@@ -32,7 +32,8 @@ class Source(models.Model):
     credential_hash = models.CharField(max_length=64, blank=True, db_index=True)
     credential_hint = models.CharField(max_length=32, blank=True)
     # HMAC kinds (Mailgun signing key, Twilio auth token) need the secret itself.
-    signing_key = models.CharField(max_length=256, blank=True)
+    # (A TextField: Postal's public keys run past a kilobyte.)
+    signing_key = models.TextField(blank=True)
     mapping = models.JSONField(null=True, blank=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -72,12 +72,12 @@ def api_events(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
-@require_http_methods(["POST", "HEAD"])
+@require_http_methods(["POST", "HEAD", "GET"])
 @unavailable_when_database_is_down
 def source_webhook(request: HttpRequest, slug: str) -> HttpResponse:
     source = get_object_or_404(Source, slug=slug, is_active=True)
-    if request.method == "HEAD":
-        # Some providers check the URL with a HEAD request when it is configured.
+    if request.method in ("HEAD", "GET"):
+        # Some providers check the URL with a HEAD or GET request when it is configured.
         return HttpResponse()
     if source.kind == SourceKind.JSON:
         token = bearer_token(request)
@@ -98,6 +98,14 @@ def source_webhook(request: HttpRequest, slug: str) -> HttpResponse:
 
 def reject(request: HttpRequest, source: Source, rejected: Rejected) -> HttpResponse:
     """Count and keep a refused call (truncated: it is not trusted), then refuse it."""
+    challenge = getattr(rejected, "www_authenticate", None)
+    if challenge and source.kind == SourceKind.SES and "Authorization" not in request.headers:
+        # Amazon SNS sends credentials only once challenged, for every message: its first
+        # try is half of the handshake, not a rejected call. Other providers put the
+        # credentials in the URL, so a call without them is counted (a misconfiguration).
+        response = error(401, rejected.reason)
+        response["WWW-Authenticate"] = challenge
+        return response
     store_raw(
         source,
         Transport.WEBHOOK,
@@ -107,7 +115,10 @@ def reject(request: HttpRequest, source: Source, rejected: Rejected) -> HttpResp
         outcome=Outcome.REJECTED,
         reason=rejected.reason,
     )
-    return error(rejected.status, rejected.reason)
+    response = error(rejected.status, rejected.reason)
+    if challenge:
+        response["WWW-Authenticate"] = challenge
+    return response
 
 
 def receive(request: HttpRequest, source: Source, transport: str, adapter=None) -> HttpResponse:
