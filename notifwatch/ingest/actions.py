@@ -9,6 +9,7 @@ from notifwatch.ingest.credentials import credential_hash, credential_hint, new_
 from notifwatch.ingest.mapping import validate_mapping
 from notifwatch.ingest.models import Outcome, RawEvent, Source, SourceKind
 from notifwatch.ingest.processing import process_raw_event
+from notifwatch.ingest.standard_webhooks import is_standard_secret, signing_key
 
 # Kinds whose secret is an HMAC key we must keep to verify signatures.
 SIGNING_KINDS = {SourceKind.MAILGUN, SourceKind.TWILIO}
@@ -51,6 +52,8 @@ def save_source(
         if secret is None and kind in TOKEN_KINDS and not source.credential_hash:
             secret = token = new_token()
         if secret is not None:
+            if kind == SourceKind.JSON and is_standard_secret(secret):
+                signing_key(secret)  # raises ValueError with a readable message when malformed
             set_secret(source, secret)
         source.save()
         record_audit(
@@ -68,6 +71,9 @@ def keeps_signing_key(kind: str, secret: str) -> bool:
     """HMAC kinds need the key itself; for basic auth and bearer tokens a hash is enough."""
     if kind in SIGNING_KINDS:
         return True
+    if kind == SourceKind.JSON:
+        # A whsec_ secret signs requests (Standard Webhooks); anything else is a bearer token.
+        return is_standard_secret(secret)
     from notifwatch.ingest.providers import adapter_for
 
     adapter = adapter_for(kind)

@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from notifwatch.ingest import standard_webhooks
 from notifwatch.ingest.credentials import credential_hash
 from notifwatch.ingest.models import Outcome, Source, SourceKind, Transport
 from notifwatch.ingest.processing import process_raw_event, store_raw
@@ -80,9 +81,10 @@ def source_webhook(request: HttpRequest, slug: str) -> HttpResponse:
         # Some providers check the URL with a HEAD or GET request when it is configured.
         return HttpResponse()
     if source.kind == SourceKind.JSON:
-        token = bearer_token(request)
-        if not token or credential_hash(token) != source.credential_hash:
-            return reject(request, source, Rejected("missing or wrong bearer token"))
+        try:
+            authenticate_json_sender(source, request)
+        except Rejected as rejected:
+            return reject(request, source, rejected)
         return receive(request, source, Transport.WEBHOOK)
     adapter = adapter_for(source.kind)
     if adapter is None:
@@ -94,6 +96,16 @@ def source_webhook(request: HttpRequest, slug: str) -> HttpResponse:
     except Rejected as rejected:
         return reject(request, source, rejected)
     return receive(request, source, Transport.WEBHOOK, adapter=adapter)
+
+
+def authenticate_json_sender(source: Source, request: HttpRequest) -> None:
+    """A signed sender (Standard Webhooks) or a bearer token, whichever the source was given."""
+    if source.signing_key:
+        standard_webhooks.verify(source.signing_key, request.headers, request.body)
+        return
+    token = bearer_token(request)
+    if not token or credential_hash(token) != source.credential_hash:
+        raise Rejected("missing or wrong bearer token")
 
 
 def reject(request: HttpRequest, source: Source, rejected: Rejected) -> HttpResponse:
