@@ -25,3 +25,16 @@ class Membership(models.Model):
     @property
     def sees_personal_data(self) -> bool:
         return self.role in (Role.ADMIN, Role.REVIEWER) or self.personal_data_granted
+
+
+class Team(models.Model):
+    """A group that owns exceptions: engineering, CRM admins, billing, support."""
+
+    name = models.CharField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -2,13 +2,15 @@
 
 `build_plan(seed, now, size)` is pure Python. From a seed, an anchor time and a size it produces
 what each source would have sent us during the 7 days before `now`: in-house JSON-lines logs,
-a daily CRM CSV export, canonical API batches, and provider webhook calls (SendGrid, Postmark,
-Twilio) tied to the in-house send records by provider message id.
+a daily CRM CSV export, canonical API batches, and provider webhook bodies as each provider
+writes them (SendGrid event batches, Postmark records, Twilio form-encoded status callbacks) for
+the messages the in-house sender logged.
 
-`load_plan(plan)` feeds that through the ingest code: `import_lines` for logs and CSV,
-`store_raw` + `process_raw_event` for canonical batches, and `store_raw` + `record_events` for
-provider kinds whose webhook adapters do not exist yet. It then back-dates arrival times
-(`received_at`) to when each call or line would have arrived, so pages show a week, not a burst.
+`load_plan(plan)` feeds that through the ingest code: `import_lines` for logs and CSV, and
+`store_raw` + `process_raw_event` for every HTTP call, canonical or provider webhook. Provider
+callbacks are interpreted by their source kind's adapter and join the shop sender's send records
+by provider message id, as in production. It then back-dates arrival times (`received_at`) to
+when each call or line would have arrived, so pages show a week, not a burst.
 
 Re-loading the same plan adds nothing: import lines are unique by content, and every other call
 whose body is already stored (as many times as the plan holds it) is skipped.
@@ -36,13 +38,11 @@ from django.db import connection, transaction
 from django.db.models import Count, F, OuterRef, Subquery
 
 from notifwatch.deliveries.models import DeliveryEvent, Notification, NotificationRef
-from notifwatch.deliveries.recording import PendingEvent, record_events
 from notifwatch.ingest.actions import save_source
-from notifwatch.ingest.canonical import canonical_event
 from notifwatch.ingest.importer import csv_lines, import_lines
 from notifwatch.ingest.models import Outcome, RawEvent, Source, Transport
 from notifwatch.ingest.presets import load_preset
-from notifwatch.ingest.processing import process_raw_event, record_hash, store_raw
+from notifwatch.ingest.processing import process_raw_event, store_raw
 
 # ---------------------------------------------------------------------------------------------
 # Data tables
@@ -84,13 +84,14 @@ DEMO_USERS = (
     ("auditor", "auditor-password", "auditor"),
 )
 
-# Share of `size` (notifications) per sending source; provider sources mirror shop-sender sends.
+# Share of `size` (notifications) per sending source. Provider callbacks (SendGrid, Postmark,
+# Twilio) join the shop sender's notifications rather than adding their own.
 SHARE = {
-    "shop-sender": 0.27,
-    "push-sender": 0.16,
-    "billing-api": 0.13,
-    "support-desk": 0.11,
-    "crm-csv": 0.08,
+    "shop-sender": 0.36,
+    "push-sender": 0.21,
+    "billing-api": 0.17,
+    "support-desk": 0.15,
+    "crm-csv": 0.11,
 }
 
 FIRST_NAMES = (
@@ -566,7 +567,7 @@ class LogFile:
 
 @dataclass
 class Call:
-    """One HTTP call as stored. `items` are (record, canonical values) for adapter-less kinds."""
+    """One HTTP call as stored; `rejected` says why authentication refused it."""
 
     slug: str
     arrived: datetime
@@ -574,9 +575,7 @@ class Call:
     transport: str = Transport.WEBHOOK
     content_type: str = "application/json"
     headers: dict = field(default_factory=dict)
-    items: list[tuple[dict, dict]] | None = None
     rejected: str = ""
-    ignored: str = ""
 
 
 @dataclass
@@ -821,10 +820,12 @@ def shop_attempts(send: Send, rng: random.Random) -> list[tuple[datetime, dict]]
     lines: list[tuple[datetime, dict]] = []
 
     def deliver(at: datetime, attempt: int, host: str = "") -> None:
+        # The provider's API took the message: the sender logs "accepted" and its message id.
+        # What happened next is only known from the provider's callbacks, which join this record.
         message_id = new_message_id(rng, send.provider)
         send.accepted.append((message_id, at))
         lines.append(
-            (at, shop_record(send, rng, at, attempt, "delivered", message_id=message_id, host=host))
+            (at, shop_record(send, rng, at, attempt, "accepted", message_id=message_id, host=host))
         )
 
     if send.scenario == "outage":
