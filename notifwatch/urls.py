@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from notifwatch.deliveries import views as delivery_views
+from notifwatch.failures import views as failure_views
 from notifwatch.ingest import source_views
 from notifwatch.ingest import views as ingest_views
 
@@ -27,5 +28,8 @@ urlpatterns = [
         delivery_views.notification_detail,
         name="notification_detail",
     ),
+    path("exceptions/", failure_views.exception_list, name="exception_list"),
+    path("exceptions/<int:pk>/", failure_views.exception_detail, name="exception_detail"),
+    path("exceptions/<int:pk>/action/", failure_views.exception_action, name="exception_action"),
     path("admin/", admin.site.urls),
 ]
