@@ -28,7 +28,7 @@ demo: env
 	@echo "  Stop with Ctrl+C."
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/python manage.py db_worker --interval 2 --no-reload & \
+	$(BIN)/python manage.py run_worker --interval 2 & \
 	$(BIN)/gunicorn notifwatch.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 \
 		--access-logfile - --log-level warning
 
@@ -39,7 +39,7 @@ serve: env
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 worker: env
-	$(BIN)/python manage.py db_worker --no-reload
+	$(BIN)/python manage.py run_worker
 
 lint: env
 	$(BIN)/ruff check .

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "notifwatch.deliveries",
     "notifwatch.failures",
     "notifwatch.audit",
+    "notifwatch.worker",
 ]
 
 MIDDLEWARE = [

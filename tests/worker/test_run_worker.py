@@ -1,0 +1,98 @@
+import os
+import signal
+import threading
+import time
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
+from django_tasks import TaskResultStatus
+from django_tasks_db.models import DBTaskResult
+
+from notifwatch.worker.models import Schedule
+
+
+@pytest.fixture
+def registry_rows():
+    """The real schedules as a first start creates them, with run_checks paused: the detection
+    pass is tested on its own; here the machinery runs a job of the tests and the real sweep."""
+    now = timezone.now()
+    Schedule.objects.create(
+        name="run_checks",
+        task_path="notifwatch.failures.detection.run_checks",
+        interval_seconds=60,
+        next_run_at=now,
+        enabled=False,
+    )
+    Schedule.objects.create(
+        name="test_job", task_path="tests.worker.jobs.ok", interval_seconds=60, next_run_at=now
+    )
+
+
+def assert_runs_landed():
+    rows = {s.name: s for s in Schedule.objects.all()}
+    assert set(rows) == {"run_checks", "sweep_stale_tasks", "test_job"}  # sweep created at start
+    for name in ("test_job", "sweep_stale_tasks"):
+        result = DBTaskResult.objects.get(pk=rows[name].last_result_id)
+        assert result.status == TaskResultStatus.SUCCESSFUL, result.traceback
+        assert rows[name].last_succeeded_at is not None
+    assert DBTaskResult.objects.get(pk=rows["test_job"].last_result_id).return_value["ok"] is True
+    assert DBTaskResult.objects.get(pk=rows["sweep_stale_tasks"].last_result_id).return_value == {
+        "requeued": 0,
+        "failed": 0,
+    }
+    assert rows["run_checks"].last_result_id == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_runs_one_tick_end_to_end(registry_rows):
+    sigterm_before = signal.getsignal(signal.SIGTERM)
+    call_command("run_worker", "--once", verbosity=0)
+    assert_runs_landed()
+    assert signal.getsignal(signal.SIGTERM) is sigterm_before
+
+
+class Timeout(Exception):
+    pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scheduler_thread_runs_jobs_and_sigterm_stops_the_worker(registry_rows):
+    """The long-running form: the scheduler thread enqueues, the worker runs, SIGTERM stops it."""
+
+    def stop_when_done():
+        try:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                if Schedule.objects.filter(last_succeeded_at__isnull=False).count() == 2:
+                    break
+                time.sleep(0.05)
+        finally:
+            connection.close()
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def give_up(signum, frame):
+        raise Timeout("run_worker did not stop")
+
+    previous_alarm = signal.signal(signal.SIGALRM, give_up)
+    signal.alarm(30)
+    watcher = threading.Thread(target=stop_when_done)
+    watcher.start()
+    try:
+        # Idle when the signal comes: the worker exits at once (SystemExit 0); busy: after its task.
+        try:
+            call_command(
+                "run_worker",
+                "--interval=0.05",
+                "--schedule-interval=0.05",
+                "--no-startup-delay",
+                verbosity=0,
+            )
+        except SystemExit as exc:
+            assert exc.code == 0
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous_alarm)
+        watcher.join()
+    assert_runs_landed()
