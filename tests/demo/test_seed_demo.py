@@ -14,6 +14,8 @@ from notifwatch.ingest.models import RawEvent, Source
 
 NOW = datetime(2025, 3, 14, 12, tzinfo=UTC)
 SIZE = 600
+SENDERS = {"shop-sender", "push-sender", "billing-api", "support-desk", "crm-csv"}
+PROVIDERS = {"sendgrid", "postmark", "twilio"}
 
 FINAL_STATUSES = {
     "pending",
@@ -148,8 +150,11 @@ def test_every_channel_and_source(seeded):
     channels = set(Notification.objects.values_list("channel", flat=True))
     assert channels == {"email", "sms", "push", "in_app", "webhook", "other"}
     sources = Source.objects.annotate(n=Count("notifications"))
-    assert {s.slug for s in sources if s.n} == set(demo.DEMO_SLUGS)
-    assert len(demo.DEMO_SLUGS) >= 6
+    assert SENDERS | PROVIDERS == set(demo.DEMO_SLUGS)
+    assert SENDERS <= {s.slug for s in sources if s.n}
+    # Provider sources receive webhook calls; their callbacks mostly join shop-sender records.
+    parsed = set(RawEvent.objects.filter(outcome="parsed").values_list("source__slug", flat=True))
+    assert parsed == set(demo.DEMO_SLUGS)
     kinds = {s.slug: s.kind for s in sources}
     assert kinds["crm-csv"] == "csv" and kinds["sendgrid"] == "sendgrid"
     assert Source.objects.get(slug="shop-sender").mapping["name"].startswith("In-house")
@@ -178,8 +183,9 @@ def test_every_failure_family_is_present(seeded):
         source__slug="shop-sender", reason_category="auth_or_config_error", error_code="20003"
     ).exists()
     assert Notification.objects.filter(reason_category="rate_limited").exists()
+    shop_sms = Notification.objects.filter(source__slug="shop-sender", provider="twilio")
     for code in ("30003", "30006", "30007", "21610"):
-        assert Notification.objects.filter(source__slug="twilio", error_code=code).exists(), code
+        assert shop_sms.filter(error_code=code).exists(), code
     for code in ("UNREGISTERED", "BadDeviceToken"):
         assert Notification.objects.filter(source__slug="push-sender", error_code=code).exists()
     assert Notification.objects.filter(error_code="5.1.1", final_status="bounced").exists()
@@ -203,14 +209,15 @@ def test_duplicates_identity_and_ordering(seeded):
     # Out of order: Twilio's 'sent' callback arrived after 'delivered', which still wins.
     late_sent = [
         n
-        for n in Notification.objects.filter(source__slug="twilio", final_status="delivered")
+        for n in Notification.objects.filter(provider="twilio", final_status="delivered")
         if later_arrival(n, "sent", "delivered")
     ]
     assert late_sent
 
 
 def later_arrival(notification, first: str, then: str) -> bool:
-    events = {e.event_type: e for e in notification.events.all()}
+    """Whether the provider's `first` callback arrived after its `then` callback."""
+    events = {e.event_type: e for e in notification.events.filter(source__slug="twilio")}
     return (
         first in events
         and then in events
@@ -253,10 +260,39 @@ def test_times_follow_the_week(seeded):
     assert not Notification.objects.filter(first_event_at__lt=NOW - timedelta(days=7)).exists()
     assert not RawEvent.objects.filter(received_at__gt=NOW).exists()
     assert not RawEvent.objects.filter(received_at__lt=NOW - timedelta(days=7)).exists()
+    # Twilio callbacks carry no time: they happened when they arrived, in the week too.
+    assert not DeliveryEvent.objects.filter(occurred_at__gt=NOW).exists()
     shop = Notification.objects.filter(source__slug="shop-sender")
     night = shop.filter(first_event_at__hour__in=[2, 3, 4]).count()
     day = shop.filter(first_event_at__hour__in=[13, 14, 15]).count()
     assert night * 3 < day
+
+
+def test_provider_callbacks_join_the_send_records(seeded):
+    """Callbacks go through the adapters and attach to the shop sender's send records by
+    provider message id: customer, purpose and refs come from the send record."""
+    for slug in PROVIDERS:
+        delivered = DeliveryEvent.objects.filter(source__slug=slug, event_type="delivered")
+        joined = delivered.filter(notification__source__slug="shop-sender")
+        assert delivered.exists(), slug
+        # Only callbacks for sends logged after the mapping broke find no send record.
+        assert joined.count() >= 0.9 * delivered.count(), slug
+        notifications = Notification.objects.filter(
+            pk__in=joined.values("notification_id")
+        ).distinct()
+        with_customer = notifications.exclude(customer_id="")
+        assert with_customer.count() >= 0.95 * notifications.count(), slug
+        assert not notifications.filter(purpose="").exists(), slug
+        assert not notifications.exclude(provider=slug).exists(), slug
+    # Twilio callbacks carry no customer: the demo no longer adds one, the send record has it.
+    twilio = DeliveryEvent.objects.filter(source__slug="twilio")
+    assert all("customer_id" not in e.payload for e in twilio)
+    assert Notification.objects.filter(
+        source__slug="shop-sender", provider="twilio", refs__has_key="order_id"
+    ).exists()
+    # A callback with no send record stays on its provider source, without a customer.
+    assert not Notification.objects.filter(source__slug__in=PROVIDERS, callback_only=False).exists()
+    assert RawEvent.objects.filter(source__slug="postmark", outcome="ignored").exists()
 
 
 def test_demo_users_and_roles(seeded):
