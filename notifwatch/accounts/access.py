@@ -36,8 +36,12 @@ def role_required(*roles: str) -> Callable:
                 return redirect_to_login(request.get_full_path())
             membership = membership_of(request.user)
             if membership is None or membership.role not in roles:
+                needed = " or ".join(Role(role).label.lower() for role in roles)
                 return render(
-                    request, "accounts/forbidden.html", {"membership": membership}, status=403
+                    request,
+                    "accounts/forbidden.html",
+                    {"membership": membership, "needed": needed},
+                    status=403,
                 )
             return view(request, *args, **kwargs)
 
