@@ -65,7 +65,12 @@ def test_scheduler_thread_runs_jobs_and_sigterm_stops_the_worker(registry_rows):
         try:
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
-                if Schedule.objects.filter(last_succeeded_at__isnull=False).count() == 2:
+                # Both runs done and their enqueueing transactions committed (the in-memory
+                # SQLite test database shares one cache between threads: reads can run ahead).
+                done = Schedule.objects.filter(last_succeeded_at__isnull=False).exclude(
+                    last_result_id=""
+                )
+                if done.count() == 2:
                     break
                 time.sleep(0.05)
         finally:

@@ -1,0 +1,485 @@
+"""Detection benchmark: a full `run_checks` pass next to a plain scan of the same table.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/detection_bench.py
+    .venv/bin/python bench/detection_bench.py --notifications 50000      # SQLite (temp file)
+
+It creates its own scratch database (nw_detect_bench on PostgreSQL, a temp file on SQLite), seeds
+it with COPY (a week of traffic from three senders and a provider, with every kind of problem in
+realistic shares), then times in one run: a plain scan of the notifications table, the first
+pass (which creates the exceptions), a second pass (what every later tick costs when nothing
+changed) and each rule of a third pass. Figures are ratios within one run: these machines drift.
+"""
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+SCRATCH = "nw_detect_bench"
+
+# (source slug, purpose, channel, provider, share of that source's notifications)
+SENDERS = {
+    "shop-sender": [
+        ("order_confirmation", "email", "postmark", 40),
+        ("order_shipped", "email", "postmark", 30),
+        ("password_reset", "email", "sendgrid", 15),
+        ("login_code", "sms", "twilio", 15),
+    ],
+    "billing-api": [
+        ("invoice_available", "email", "sendgrid", 60),
+        ("payment_receipt", "email", "sendgrid", 40),
+    ],
+    "crm-csv": [
+        ("renewal_reminder", "email", "sendgrid", 70),
+        ("spring_sale_campaign", "email", "sendgrid", 30),
+    ],
+}
+SENDER_SHARE = {"shop-sender": 60, "billing-api": 25, "crm-csv": 15}
+# Failures as providers report them: (error code, message) per provider family.
+FAILURES = [
+    ("5.1.1", "550 5.1.1 Recipient address rejected: no such user"),
+    ("5.2.2", "552 5.2.2 Mailbox full"),
+    ("5.7.1", "550 5.7.1 Message rejected as spam"),
+]
+CUSTOMERS = 200_000
+DAYS = 8
+
+
+def scratch_database(url: str | None) -> str:
+    if not url or url.startswith("sqlite"):
+        return f"sqlite:///{tempfile.mkdtemp()}/detect-bench.sqlite3"
+    import psycopg
+
+    parts = urlsplit(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
+        conn.execute(f"CREATE DATABASE {SCRATCH}")
+    return urlunsplit(parts._replace(path=f"/{SCRATCH}"))
+
+
+def setup_django(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnop")
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
+    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "notifwatch.settings"
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", verbosity=0)
+
+
+class Table:
+    """Rows for one table, written with COPY (PostgreSQL) or executemany (SQLite)."""
+
+    def __init__(self, model, columns: tuple[str, ...]):
+        self.model = model
+        self.columns = columns
+        self.rows: list[tuple] = []
+
+    def add(self, *values) -> None:
+        self.rows.append(values)
+
+    def write(self) -> None:
+        from django.db import connection
+
+        from notifwatch.deliveries.bulk import copy_line, db_datetime, is_postgresql
+
+        table = self.model._meta.db_table
+        quoted = ", ".join(f'"{c}"' for c in self.columns)
+        with connection.cursor() as cursor:
+            if is_postgresql():
+                with cursor.cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN') as copy:
+                    buffer = io.StringIO()
+                    for n, row in enumerate(self.rows, 1):
+                        buffer.write(copy_line(row))
+                        if n % 100_000 == 0:
+                            copy.write(buffer.getvalue().encode())
+                            buffer = io.StringIO()
+                    copy.write(buffer.getvalue().encode())
+                cursor.execute(
+                    f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                    f'(SELECT MAX(id) FROM "{table}"))'
+                )
+            else:
+                marks = ", ".join(["%s"] * len(self.columns))
+                adapted = [
+                    tuple(db_datetime(v) if isinstance(v, datetime) else v for v in row)
+                    for row in self.rows
+                ]
+                cursor.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})', adapted)
+        self.rows = []
+
+
+def seed(count: int, now: datetime) -> dict[str, int]:
+    """A week of notifications with every kind of problem in it, by COPY."""
+    from notifwatch.deliveries.models import DeliveryEvent, Notification
+    from notifwatch.failures.reasons import classify_reason
+    from notifwatch.ingest.actions import save_source
+    from notifwatch.ingest.models import RawEvent
+
+    sources = {
+        slug: save_source(slug=slug, kind="json").source.pk
+        for slug in ("shop-sender", "billing-api", "crm-csv")
+    }
+    sources["postmark"] = save_source(slug="postmark", kind="postmark", secret="u:p").source.pk
+    sources["twilio"] = save_source(slug="twilio", kind="twilio", secret="tok").source.pk
+    reasons = [classify_reason("sendgrid", code, text) for code, text in FAILURES]
+
+    notifications = Table(
+        Notification,
+        (
+            "id",
+            "source_id",
+            "notification_key",
+            "channel",
+            "purpose",
+            "customer_id",
+            "recipient",
+            "refs",
+            "provider",
+            "provider_message_id",
+            "final_status",
+            "first_event_at",
+            "last_event_at",
+            "settled_at",
+            "attempts",
+            "event_count",
+            "duplicate_events",
+            "duplicate_sends",
+            "callback_only",
+            "identity_problem",
+            "reason_key",
+            "reason_category",
+            "permanent",
+            "fix_owner",
+            "counts_as_failure",
+            "error_code",
+            "error_message",
+            "created_at",
+            "updated_at",
+        ),
+    )
+    events = Table(
+        DeliveryEvent,
+        (
+            "id",
+            "notification_id",
+            "source_id",
+            "raw_event_id",
+            "item_index",
+            "event_id",
+            "event_type",
+            "occurred_at",
+            "received_at",
+            "attempt",
+            "provider",
+            "provider_message_id",
+            "error_code",
+            "error_message",
+            "reason_key",
+            "reason_category",
+            "permanent",
+            "duplicate_count",
+        ),
+    )
+    raws = Table(
+        RawEvent,
+        (
+            "id",
+            "source_id",
+            "received_at",
+            "transport",
+            "content_type",
+            "headers",
+            "body",
+            "content_hash",
+            "import_name",
+            "line_number",
+            "outcome",
+            "problems",
+            "reason",
+            "event_count",
+        ),
+    )
+    plan = [
+        (slug, p)
+        for slug, share in SENDER_SHARE.items()
+        for p in SENDERS[slug]
+        for _ in range(share * p[3])
+    ]
+    start = now - timedelta(days=DAYS - 0.5)
+    step = (now - timedelta(minutes=5) - start) / count
+    # The provider stops reporting 30 hours before the end; a mapping breaks 4 hours before.
+    provider_silent = now - timedelta(hours=30)
+    mapping_broken = now - timedelta(hours=4)
+    event_id = raw_id = 0
+    stats = dict.fromkeys(("failures", "late", "dup_same_key", "dup_pairs", "no_customer"), 0)
+
+    def raw(source: str, at: datetime, outcome: str = "parsed", reason: str = "", problems=None):
+        nonlocal raw_id
+        raw_id += 1
+        raws.add(
+            raw_id,
+            sources[source],
+            at,
+            "webhook",
+            "application/json",
+            "{}",
+            b"{}",
+            f"{raw_id:064x}",
+            "",
+            None,
+            outcome,
+            json.dumps(problems or []),
+            reason,
+            0 if outcome != "parsed" else 1,
+        )
+        return raw_id
+
+    def add_event(pk, source, raw_event, kind, at, attempt, provider, message_id, reason=None):
+        nonlocal event_id
+        event_id += 1
+        events.add(
+            event_id,
+            pk,
+            sources[source],
+            raw_event,
+            0,
+            f"e{event_id}",
+            kind,
+            at,
+            at,
+            attempt,
+            provider,
+            message_id,
+            "5.1.1" if reason else "",
+            "",
+            reason.key if reason else "",
+            reason.category if reason else "",
+            reason.permanent if reason else None,
+            0,
+        )
+
+    previous = None
+    for n in range(1, count + 1):
+        # A stride coprime with the plan's length interleaves the senders and purposes.
+        slug, (purpose, channel, provider, _) = plan[(n * 7919) % len(plan)]
+        at = start + step * n
+        customer = n % CUSTOMERS
+        customer_id = f"cus_{customer}"
+        recipient = (
+            f"+1415{customer:07d}" if channel == "sms" else f"customer{customer}@example.com"
+        )
+        if n % 2000 == 0:
+            # A household sharing one address under two customer ids.
+            recipient = f"customer{(customer + 1) % CUSTOMERS}@example.com"
+        refs = {"order_id": f"O-{n}"}
+        key = f"{slug}-{n}:{purpose}:{channel}"
+        status, reason, dup_sends, identity = "delivered", None, 0, ""
+        roll = n % 1000
+        if roll < 30:
+            status, reason = ("bounced", reasons[n % 3])
+        elif roll < 40:
+            status = "pending"
+        elif roll < 43:
+            status = "deferred"
+        elif roll == 43:
+            dup_sends = 1
+        elif roll < 49:
+            customer_id, identity = "", "missing_customer_id"
+        if n % 5000 == 0 and previous and previous[1]:
+            # The previous notification sent again under a new key a minute later.
+            customer_id, refs, at = previous[1], previous[3], previous[4] + timedelta(minutes=1)
+            slug, purpose, channel, provider, recipient = previous[5:]
+            key = f"{slug}-{n}:{purpose}:{channel}"
+            status, reason, dup_sends, identity = "delivered", None, 0, ""
+            stats["dup_pairs"] += 1
+        if status != "pending" and provider == "postmark" and at > provider_silent:
+            # Postmark stopped reporting: its messages stay without an outcome.
+            status, reason, dup_sends = "pending", None, 0
+        stats["failures"] += reason is not None
+        stats["dup_same_key"] += dup_sends
+        stats["no_customer"] += identity != ""
+        if status in ("pending", "deferred") and now - at > timedelta(minutes=2):
+            stats["late"] += 1
+        if slug == "shop-sender" and at > mapping_broken and n % 10 == 0:
+            # The sender renamed `ts`: some of its lines no longer map.
+            problem = {"index": None, "field": "ts", "message": "missing (maps to occurred_at)"}
+            raw(slug, at, "quarantined", "ts: missing (maps to occurred_at)", [problem])
+        sent_raw = raw(slug, at)
+        settled = at + timedelta(seconds=30) if status not in ("pending", "deferred") else None
+        message_id = f"m{n}"
+        add_event(n, slug, sent_raw, "sent", at, 1, provider, message_id)
+        if status == "deferred":
+            add_event(
+                n, slug, None, "deferred", at + timedelta(seconds=30), 1, provider, message_id
+            )
+        elif settled:
+            # Postmark's callbacks come through their own source.
+            reporter = "postmark" if provider == "postmark" else slug
+            callback_raw = raw(reporter, settled) if reporter == "postmark" else None
+            add_event(
+                n, reporter, callback_raw, status, settled, None, provider, message_id, reason
+            )
+            if dup_sends:
+                add_event(
+                    n,
+                    reporter,
+                    None,
+                    "delivered",
+                    settled + timedelta(seconds=20),
+                    1,
+                    provider,
+                    f"m{n}b",
+                )
+        notifications.add(
+            n,
+            sources[slug],
+            key,
+            channel,
+            purpose,
+            customer_id,
+            recipient,
+            json.dumps(refs),
+            provider,
+            message_id,
+            status,
+            at,
+            settled or at,
+            settled,
+            1,
+            2 if settled else 1,
+            0,
+            dup_sends,
+            False,
+            identity,
+            reason.key if reason else "",
+            reason.category if reason else "",
+            reason.permanent if reason else None,
+            reason.fix_owner if reason else "",
+            bool(reason),
+            "",
+            "",
+            at,
+            now,
+        )
+        previous = (n, customer_id, purpose, refs, at, slug, purpose, channel, provider, recipient)
+        if n % 200_000 == 0:
+            notifications.write()
+            raws.write()
+            events.write()
+    for n in range(300):
+        raw("twilio", now - timedelta(hours=3, minutes=n % 60), "rejected", "signature mismatch")
+    notifications.write()
+    raws.write()
+    events.write()
+    return {**stats, "events": event_id, "raw events": raw_id}
+
+
+def plain_scan() -> tuple[float, float]:
+    """The same table read without any detection: one aggregate, and every id iterated."""
+    from django.db import connection
+
+    from notifwatch.deliveries.models import Notification
+
+    table = Notification._meta.db_table
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*), sum(attempts), sum(CASE WHEN counts_as_failure THEN 1 ELSE 0 END), "
+            f'max(last_event_at) FROM "{table}"'
+        )
+        cursor.fetchone()
+    aggregate = time.perf_counter() - started
+    started = time.perf_counter()
+    for _ in Notification.objects.values_list("id", flat=True).iterator(chunk_size=20_000):
+        pass
+    return aggregate, time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--notifications", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    url = scratch_database(os.environ.get("DATABASE_URL"))
+    setup_django(url)
+    from django.db import connection
+    from django.db.models import Count
+
+    from notifwatch.failures import detection
+    from notifwatch.failures.models import FailureGroup
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    started = time.perf_counter()
+    stats = seed(args.notifications, now)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    print(
+        f"database: {connection.vendor}; seeded {args.notifications:,} notifications in "
+        f"{time.perf_counter() - started:.0f}s: "
+        + ", ".join(f"{k} {v:,}" for k, v in stats.items())
+    )
+
+    # Best of three: the first read after seeding also pays for a cold cache.
+    scans = [plain_scan() for _ in range(3)]
+    aggregate, ids = min(a for a, _ in scans), min(i for _, i in scans)
+    print(f"plain scan, one aggregate over the table:   {aggregate:7.2f}s")
+    print(f"plain scan, iterating every id:             {ids:7.2f}s")
+
+    started = time.perf_counter()
+    first = detection.run_checks(now)
+    first_time = time.perf_counter() - started
+    print(
+        f"run_checks, first pass (creates exceptions): {first_time:7.2f}s  "
+        f"= {first_time / aggregate:.0f}x the aggregate, {first_time / ids:.1f}x the id scan"
+    )
+    print("  new occurrences: " + ", ".join(f"{k} {v:,}" for k, v in first.items() if v))
+    started = time.perf_counter()
+    again = detection.run_checks(now + timedelta(minutes=1))
+    second_time = time.perf_counter() - started
+    print(
+        f"run_checks, next pass (nothing new):         {second_time:7.2f}s  "
+        f"= {second_time / aggregate:.0f}x the aggregate, {second_time / ids:.1f}x the id scan"
+        f"  (new occurrences: {sum(v for k, v in again.items() if k != 'woken')})"
+    )
+    later = now + timedelta(minutes=2)
+    since = later - detection.LOOKBACK
+    rules = [
+        ("delivery failures", lambda: detection.detect_delivery_failures(since)),
+        ("late", lambda: detection.detect_late(later, since)),
+        ("duplicate sends", lambda: detection.detect_duplicate_sends(since)),
+        ("identity", lambda: detection.detect_identity(since)),
+        ("mapping breaks", lambda: detection.detect_mapping_breaks(since, later)),
+        ("rejected webhooks", lambda: detection.detect_rejected_webhooks(since, later)),
+        ("silence", lambda: detection.detect_silence(later)),
+    ]
+    timings = []
+    for name, rule in rules:
+        started = time.perf_counter()
+        rule()
+        timings.append(f"{name} {time.perf_counter() - started:.2f}s")
+    print("  per rule, third pass: " + ", ".join(timings))
+    kinds = dict(
+        FailureGroup.objects.values("kind").annotate(n=Count("id")).values_list("kind", "n")
+    )
+    print("  exceptions: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    for title in FailureGroup.objects.filter(kind__in=("silence", "mapping_break")).values_list(
+        "title", flat=True
+    ):
+        print(f"  - {title}")
+
+
+if __name__ == "__main__":
+    main()
