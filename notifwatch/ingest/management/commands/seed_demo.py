@@ -5,6 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from notifwatch.audit.actions import record_audit
 from notifwatch.audit.models import AuditEntry
+from notifwatch.failures import demo as failure_demo
+from notifwatch.failures.detection import run_checks
+from notifwatch.failures.models import FailureGroup
 from notifwatch.ingest import demo
 from notifwatch.ingest.models import Source
 
@@ -53,6 +56,7 @@ class Command(BaseCommand):
         anchor = anchor or demo.default_now()
 
         users = demo.ensure_users()
+        failure_demo.ensure_owner_rules()
         plan = demo.build_plan(seed, anchor, size)
         result = demo.load_plan(plan)
         if result.new_raw_events:
@@ -71,6 +75,15 @@ class Command(BaseCommand):
         )
         for line in demo.summary_lines():
             self.stdout.write(line)
+        # The first detection pass, so the exceptions are there before the worker's first tick.
+        checks = run_checks(now=plan.now)
+        decided = failure_demo.make_first_decisions(users["reviewer"])
+        open_count = FailureGroup.objects.open_for_review().count()
+        self.stdout.write(
+            f"Exceptions: {open_count} open after a detection pass "
+            f"({', '.join(f'{kind} {n}' for kind, n in checks.items() if n)}); "
+            f"{decided} first decisions by the reviewer."
+        )
         self.stdout.write("Log in as demo / demo-password (admin); also reviewer, viewer, auditor.")
 
 
