@@ -2,7 +2,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from notifwatch.accounts import views as account_views
 from notifwatch.deliveries import views as delivery_views
+from notifwatch.failures import review_views
 from notifwatch.failures import views as failure_views
 from notifwatch.ingest import source_views
 from notifwatch.ingest import views as ingest_views
@@ -29,7 +31,22 @@ urlpatterns = [
         name="notification_detail",
     ),
     path("exceptions/", failure_views.exception_list, name="exception_list"),
+    path("exceptions/bulk/", failure_views.exception_bulk, name="exception_bulk"),
     path("exceptions/<int:pk>/", failure_views.exception_detail, name="exception_detail"),
     path("exceptions/<int:pk>/action/", failure_views.exception_action, name="exception_action"),
+    path("reviews/", review_views.review_list, name="review_list"),
+    path("reviews/start/", review_views.review_start, name="review_start"),
+    path("reviews/<int:pk>/", review_views.review_detail, name="review_detail"),
+    path(
+        "reviews/<int:pk>/items/<int:item_pk>/decide/",
+        review_views.review_decide,
+        name="review_decide",
+    ),
+    path("reviews/<int:pk>/finish/", review_views.review_finish, name="review_finish"),
+    path("reviews/<int:pk>/minutes/", review_views.review_minutes, name="review_minutes"),
+    path("users/", account_views.user_list, name="user_list"),
+    path("users/new/", account_views.user_new, name="user_new"),
+    path("users/<int:pk>/", account_views.user_edit, name="user_edit"),
+    path("preferences/", account_views.preferences, name="preferences"),
     path("admin/", admin.site.urls),
 ]

@@ -624,3 +624,10 @@ def duration_words(seconds) -> str:
             n = seconds // size
             return f"{n} {unit}{'s' if n != 1 else ''}"
     return f"{seconds} seconds"
+
+
+def exception_bulk(request):
+    """Bulk actions on a selection or the whole filtered set (being written)."""
+    from django.http import Http404
+
+    raise Http404
