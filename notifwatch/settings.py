@@ -103,7 +103,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # Tests use a file too: an in-memory database shares one cache between threads, which
     # fails concurrent writers at once instead of making them wait as production does.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test.sqlite3")}
+    # One file per test run (the process id), so parallel runs never share a database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}
     (BASE_DIR / "var").mkdir(exist_ok=True)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -183,3 +184,13 @@ NOTIFWATCH_PHONE_REGION = os.environ.get("NOTIFWATCH_PHONE_REGION", "US")
 # Amazon SES via SNS: confirm subscriptions by opening the SubscribeURL (only on an SNS host).
 # Off by default: the source page shows the link for an admin to open instead.
 NOTIFWATCH_SNS_AUTO_CONFIRM = env_bool("NOTIFWATCH_SNS_AUTO_CONFIRM", False)
+
+# Retention: raw payloads (bodies, headers, per-event provider payloads) are removed after this
+# many days; notifications, delivery events and outcomes stay. Audit entries and review minutes
+# are kept forever unless NOTIFWATCH_AUDIT_RETENTION_DAYS is set.
+NOTIFWATCH_RAW_PAYLOAD_DAYS = int(os.environ.get("NOTIFWATCH_RAW_PAYLOAD_DAYS", 90))
+NOTIFWATCH_AUDIT_RETENTION_DAYS = (
+    int(os.environ["NOTIFWATCH_AUDIT_RETENTION_DAYS"])
+    if os.environ.get("NOTIFWATCH_AUDIT_RETENTION_DAYS")
+    else None
+)

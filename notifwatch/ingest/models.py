@@ -80,6 +80,9 @@ class RawEvent(models.Model):
     reason = models.TextField(blank=True)
     event_count = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Set when retention removed the payload; the row (outcome, reason, hash) stays for counts
+    # and so that a re-import of an old file is still recognised.
+    payload_pruned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

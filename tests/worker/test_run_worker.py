@@ -32,7 +32,8 @@ def registry_rows():
 
 def assert_runs_landed():
     rows = {s.name: s for s in Schedule.objects.all()}
-    assert set(rows) == {"run_checks", "sweep_stale_tasks", "test_job"}  # sweep created at start
+    # The sweep and the daily prune are created at start.
+    assert set(rows) == {"run_checks", "sweep_stale_tasks", "prune", "test_job"}
     for name in ("test_job", "sweep_stale_tasks"):
         result = DBTaskResult.objects.get(pk=rows[name].last_result_id)
         assert result.status == TaskResultStatus.SUCCESSFUL, result.traceback
@@ -65,11 +66,10 @@ def test_scheduler_thread_runs_jobs_and_sigterm_stops_the_worker(registry_rows):
         try:
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
-                # Both runs done and their enqueueing transactions committed (the in-memory
-                # SQLite test database shares one cache between threads: reads can run ahead).
-                done = Schedule.objects.filter(last_succeeded_at__isnull=False).exclude(
-                    last_result_id=""
-                )
+                # Both runs done and their enqueueing transactions committed.
+                done = Schedule.objects.filter(
+                    name__in=["test_job", "sweep_stale_tasks"], last_succeeded_at__isnull=False
+                ).exclude(last_result_id="")
                 if done.count() == 2:
                     break
                 time.sleep(0.05)
