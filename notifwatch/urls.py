@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import path, re_path
 
 from notifwatch.accounts import views as account_views
+from notifwatch.audit import views as audit_views
 from notifwatch.deliveries import views as delivery_views
 from notifwatch.failures import review_views
 from notifwatch.failures import views as failure_views
@@ -48,5 +49,7 @@ urlpatterns = [
     path("users/new/", account_views.user_new, name="user_new"),
     path("users/<int:pk>/", account_views.user_edit, name="user_edit"),
     path("preferences/", account_views.preferences, name="preferences"),
+    path("audit/", audit_views.audit_list, name="audit_list"),
+    re_path(r"^audit/export\.(?P<fmt>csv|jsonl)$", audit_views.audit_export, name="audit_export"),
     path("admin/", admin.site.urls),
 ]

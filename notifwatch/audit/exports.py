@@ -184,6 +184,24 @@ def rows(
     return list(COLUMNS[kind]), stream(queryset, convert, chunk_size)
 
 
+def rows_of(
+    kind: str, queryset, *, show_personal_data: bool = False, chunk_size: int = CHUNK_SIZE
+) -> tuple[list[str], Iterator[list]]:
+    """The same export over a queryset a page has already filtered (exactly what it shows)."""
+    if kind == "notifications":
+        values, convert = (
+            notification_values(queryset),
+            notification_row_converter(show_personal_data),
+        )
+    elif kind == "events":
+        values, convert = event_values(queryset), event_row_converter(show_personal_data)
+    elif kind == "audit":
+        values, convert = audit_values(queryset), audit_row
+    else:
+        raise ExportError(f"unknown export {kind!r}; choose one of {', '.join(EXPORT_KINDS)}")
+    return list(COLUMNS[kind]), stream(values, convert, chunk_size)
+
+
 def stream(queryset, convert, chunk_size: int) -> Iterator[list]:
     # PostgreSQL only gives a true server-side cursor inside a transaction. SQLite streams
     # without one, and there an atomic block would take the write lock (IMMEDIATE mode).
@@ -212,35 +230,35 @@ def notification_rows(since, until, source_id):
     queryset = Notification.objects.all()
     if source_id is not None:
         queryset = queryset.filter(source_id=source_id)
+    return notification_values(time_filter(queryset, "last_event_at", since, until))
+
+
+def notification_values(queryset):
     # (last_event_at, id) is indexed: rows come in index order, no sort before the first row.
-    return (
-        time_filter(queryset, "last_event_at", since, until)
-        .order_by("last_event_at", "id")
-        .values_list(
-            "source__slug",
-            "notification_key",
-            "channel",
-            "purpose",
-            "customer_id",
-            "recipient",
-            "refs",
-            "final_status",
-            "reason_category",
-            "reason_key",
-            "fix_owner",
-            "permanent",
-            "counts_as_failure",
-            "attempts",
-            "duplicate_sends",
-            "identity_problem",
-            "first_event_at",
-            "settled_at",
-            "provider",
-            "provider_message_id",
-            "error_code",
-            "error_message",
-            "last_event_at",
-        )
+    return queryset.order_by("last_event_at", "id").values_list(
+        "source__slug",
+        "notification_key",
+        "channel",
+        "purpose",
+        "customer_id",
+        "recipient",
+        "refs",
+        "final_status",
+        "reason_category",
+        "reason_key",
+        "fix_owner",
+        "permanent",
+        "counts_as_failure",
+        "attempts",
+        "duplicate_sends",
+        "identity_problem",
+        "first_event_at",
+        "settled_at",
+        "provider",
+        "provider_message_id",
+        "error_code",
+        "error_message",
+        "last_event_at",
     )
 
 
@@ -319,25 +337,25 @@ def event_rows(since, until, source_id):
     queryset = DeliveryEvent.objects.all()
     if source_id is not None:
         queryset = queryset.filter(source_id=source_id)
-    return (
-        time_filter(queryset, "occurred_at", since, until)
-        .order_by("occurred_at", "id")
-        .values_list(
-            "source__slug",
-            "notification__notification_key",
-            "event_id",
-            "event_type",
-            "occurred_at",
-            "received_at",
-            "attempt",
-            "provider",
-            "provider_message_id",
-            "error_code",
-            "error_message",
-            "reason_category",
-            "permanent",
-            "duplicate_count",
-        )
+    return event_values(time_filter(queryset, "occurred_at", since, until))
+
+
+def event_values(queryset):
+    return queryset.order_by("occurred_at", "id").values_list(
+        "source__slug",
+        "notification__notification_key",
+        "event_id",
+        "event_type",
+        "occurred_at",
+        "received_at",
+        "attempt",
+        "provider",
+        "provider_message_id",
+        "error_code",
+        "error_message",
+        "reason_category",
+        "permanent",
+        "duplicate_count",
     )
 
 
@@ -355,20 +373,20 @@ def audit_rows(since, until, source_id):
     queryset = AuditEntry.objects.all()
     if source_id is not None:
         queryset = queryset.filter(target_type=Source._meta.label_lower, target_id=str(source_id))
-    return (
-        time_filter(queryset, "at", since, until)
-        .order_by("at", "id")
-        .values_list(
-            "at",
-            "actor_label",
-            "action",
-            "target_type",
-            "target_id",
-            "target_label",
-            "old",
-            "new",
-            "detail",
-        )
+    return audit_values(time_filter(queryset, "at", since, until))
+
+
+def audit_values(queryset):
+    return queryset.order_by("at", "id").values_list(
+        "at",
+        "actor_label",
+        "action",
+        "target_type",
+        "target_id",
+        "target_label",
+        "old",
+        "new",
+        "detail",
     )
 
 
