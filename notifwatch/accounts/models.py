@@ -18,6 +18,8 @@ class Membership(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices)
     # Auditors see masked recipients unless an admin grants this.
     personal_data_granted = models.BooleanField(default=False)
+    # An IANA zone name for dates on pages; empty means the server's TIME_ZONE.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return f"{self.user} ({self.role})"
