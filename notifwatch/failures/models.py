@@ -234,3 +234,88 @@ class TimingWindow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source or 'any source'}/{self.purpose or 'any purpose'}: {self.seconds}s"
+
+
+class AgendaReason(models.TextChoices):
+    """Why an exception is on a review's agenda; also the agenda's order, most pressing first."""
+
+    REGRESSED = "regressed", "Regressed"
+    SILENT_SOURCE = "silent_source", "Silent source"
+    NEW = "new", "New"
+    GROWN = "grown", "Grown"
+    CARRIED_OVER = "carried_over", "Carried over"
+    UNOWNED = "unowned", "Unowned"
+
+
+class Decision(models.TextChoices):
+    ASSIGN = "assign", "Assigned"
+    ACCEPT = "accept", "Accepted as expected"
+    SNOOZE = "snooze", "Snoozed"
+    FIX_REQUESTED = "fix_requested", "Fix requested"
+    ESCALATE = "escalate", "Escalated"
+
+
+class Review(models.Model):
+    """One weekly review session: its agenda (items), who ran it, when, and its minutes."""
+
+    week_start = models.DateField(help_text="Monday of the week reviewed, in the local time zone")
+    started_by = models.ForeignKey("auth.User", on_delete=models.PROTECT, related_name="+")
+    started_at = models.DateTimeField()
+    completed_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    completed_at = models.DateTimeField(null=True, blank=True)
+    minutes_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            # Two reviewers pressing "Start" at once get the same review, not two agendas.
+            models.UniqueConstraint(
+                fields=["week_start"],
+                condition=models.Q(completed_at__isnull=True),
+                name="review_one_unfinished_per_week",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Review of the week of {self.week_start:%b} {self.week_start.day}, {self.week_start.year}"
+
+    @property
+    def finished(self) -> bool:
+        return self.completed_at is not None
+
+
+class ReviewItem(models.Model):
+    """One exception on a review's agenda and the decision taken on it ('' until decided)."""
+
+    review = models.ForeignKey(Review, on_delete=models.CASCADE, related_name="items")
+    group = models.ForeignKey(FailureGroup, on_delete=models.CASCADE, related_name="review_items")
+    position = models.PositiveIntegerField()
+    reason_on_agenda = models.CharField(max_length=16, choices=AgendaReason.choices)
+    # The reason in words as it stood when the agenda was built ("grew from 40 to 58 ...").
+    reason_detail = models.CharField(max_length=300, blank=True)
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True)
+    decided_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    snooze_until = models.DateField(null=True, blank=True)
+    # The owner as the decision left it, for the minutes.
+    team = models.ForeignKey(
+        "accounts.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    assignee = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["review_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["review", "group"], name="review_item_once"),
+            models.UniqueConstraint(fields=["review", "position"], name="review_item_position"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.review} · item {self.position} (#{self.group_id})"
