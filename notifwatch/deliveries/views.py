@@ -2,14 +2,12 @@
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.utils import timezone
 
 from notifwatch.accounts.access import READ_ROLES, role_required, sees_personal_data
 from notifwatch.accounts.masking import mask_recipient, mask_text
@@ -18,8 +16,8 @@ from notifwatch.deliveries.lookup import (
     older_than,
 )
 from notifwatch.deliveries.models import DeliveryEvent, FinalStatus, Notification
+from notifwatch.deliveries.overview import build_overview
 from notifwatch.failures.reasons import Reason, reason_by_key
-from notifwatch.ingest.models import Outcome, RawEvent
 from notifwatch.ingest.source_views import pretty_body
 
 PAGE_SIZE = 50
@@ -38,18 +36,15 @@ LOOKUP_REFS = ("order_id", "ticket_id", "invoice_id")
 
 @role_required(*READ_ROLES)
 def home(request: HttpRequest) -> HttpResponse:
-    since = timezone.now() - timedelta(days=HOME_DAYS)
-    recent = Notification.objects.filter(last_event_at__gte=since)
-    by_status = dict(
-        recent.values("final_status").annotate(n=Count("id")).values_list("final_status", "n")
-    )
-    statuses = [(value, label, by_status.get(value, 0)) for value, label in FinalStatus.choices]
+    overview = build_overview()
+    week = overview.total.week
     ctx = {
+        "o": overview,
         "days": HOME_DAYS,
-        "statuses": statuses,
-        "total": sum(by_status.values()),
-        "failures": recent.filter(counts_as_failure=True).count(),
-        "quarantined": RawEvent.objects.filter(outcome=Outcome.QUARANTINED).count(),
+        "statuses": overview.statuses,
+        "total": week.sent,
+        "failures": week.failures,
+        "quarantined": overview.quarantined,
     }
     return render(request, "deliveries/home.html", ctx)
 
