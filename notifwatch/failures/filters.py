@@ -8,8 +8,8 @@ from datetime import datetime, time, timedelta
 
 import django_filters
 from django import forms
-from django.db import models
-from django.db.models import F, Func, QuerySet, Value
+from django.db import connection, models
+from django.db.models import F, Func, Lookup, QuerySet, Value
 from django.db.models.lookups import LessThan
 from django.http import QueryDict
 from django.utils import timezone
@@ -53,7 +53,11 @@ class PersonFilter(django_filters.ModelChoiceFilter):
 class QueueFilter(django_filters.FilterSet):
     """Which exceptions the queue shows: open ones unless the status filter says otherwise."""
 
-    q = django_filters.CharFilter(field_name="title", lookup_expr="icontains", label="Text")
+    q = django_filters.CharFilter(
+        method="filter_text",
+        label="Text",
+        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Words in the title"}),
+    )
     source = django_filters.ModelChoiceFilter(
         queryset=Source.objects.all(), empty_label="Any source", widget=QuickSelect
     )
@@ -111,6 +115,11 @@ class QueueFilter(django_filters.FilterSet):
             # An unreadable status shows the open queue, never every exception.
             groups = groups.open_for_review()
         return groups
+
+    def filter_text(self, groups: QuerySet, name: str, value: str) -> QuerySet:
+        if connection.vendor != "postgresql":
+            return groups.filter(title__icontains=value)
+        return groups.filter(ILike(F("title"), f"%{connection.ops.prep_for_like_query(value)}%"))
 
     def filter_status(self, groups: QuerySet, name: str, value: str) -> QuerySet:
         if value == "all":
@@ -175,6 +184,23 @@ def filter_querystring(data) -> str:
 def start_of_day(day) -> datetime:
     """Midnight at the start of `day` in the user's time zone."""
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+class ILike(Lookup):
+    """`title ILIKE '%text%'` on PostgreSQL, rather than icontains' `UPPER(title) LIKE UPPER(..)`.
+
+    The planner guesses ILIKE's matches sensibly (3,546 of 50k against 4 for the UPPER form), so
+    it walks the impact-order index and stops after a page instead of scanning and sorting every
+    exception (3 ms against 31 ms at 50k).
+    """
+
+    lookup_name = "ilike"
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        rhs, rhs_params = self.process_rhs(compiler, connection)
+        return f"{lhs} ILIKE {rhs}", (*lhs_params, *rhs_params)
 
 
 # --- Keyset paging ------------------------------------------------------------------------

@@ -232,6 +232,9 @@ def queue_context(request: HttpRequest, params: QueryDict, summary: dict | None 
     more, rows = len(rows) > PAGE_SIZE, rows[:PAGE_SIZE]
     decorate_rows(request, rows)
     filters = filterset.querystring()
+    # What is shown, without the empty fields a submitted form carries: for the address bar,
+    # and for the row forms to come back to.
+    here = urlencode_with(filters, after=params["after"]) if cursor is not None else filters
     filtered = not filterset.is_default()
     can_change = membership_of(request.user).role in CHANGE_ROLES
     ctx = {
@@ -248,13 +251,10 @@ def queue_context(request: HttpRequest, params: QueryDict, summary: dict | None 
         "filtered": filtered,
         "filters_valid": filterset.is_valid(),
         "filter_query": filters,
-        # The address of what is shown, without the empty fields a submitted form carries.
-        "here_url": queue_url(
-            urlencode_with(filters, after=params["after"]) if cursor is not None else filters
-        ),
+        "here_url": queue_url(here),
         "first_url": queue_url(filters),
         "next_url": "",
-        "back": params.urlencode(),
+        "back": here,
         "can_change": can_change,
         "last_review": None if rows or filtered else last_review(),
     }
@@ -452,10 +452,13 @@ def filter_words(querystring: str) -> list[tuple[str, str]]:
         if value in (None, ""):
             continue
         bound = filterset.form[name]
-        choices = dict(getattr(bound.field, "choices", []) or [])
-        shown = choices.get(str(value), choices.get(value, value))
         if hasattr(value, "pk"):
             shown = person(value) if name == "assignee" else str(value)
+        else:
+            # Iterated, never sized: django-filter's choice iterator over callable choices
+            # (the teams) cannot tell its length.
+            choices = getattr(bound.field, "choices", None)
+            shown = dict(iter(choices)).get(str(value), value) if choices is not None else value
         pairs.append((str(bound.label), str(shown)))
     return pairs
 

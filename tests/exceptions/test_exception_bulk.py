@@ -403,3 +403,17 @@ def test_it_sends_anonymous_users_to_login(client, late_and_silence):
 def test_it_answers_only_posts(client, reviewer):
     client.force_login(reviewer)
     assert client.get(URL).status_code == 405
+
+
+def test_it_reads_the_filters_back_in_words(client, reviewer, viewer, teams, late_and_silence):
+    client.force_login(reviewer)
+    filters = f"owner={teams['Billing'].pk}&assignee={viewer.pk}&seen_from=2025-03-01&q=late"
+    response = client.post(URL, {"verb": "resolve", "scope": "all", "filters": filters})
+    content = unescape(response.content.decode())
+    assert (
+        "Text: <strong>late</strong> · Status: <strong>Open (new, assigned, regressed)</strong> · "
+        "Owner (team): <strong>Billing</strong> · Person: <strong>victor</strong> · "
+        "Last seen from: <strong>2025-03-01</strong>"
+    ) in content
+    assert "Mark resolved: 0 exceptions" in content
+    assert "Nothing matches any more" in content and 'name="confirm"' not in content

@@ -233,6 +233,9 @@ def shown(client, **params) -> set[str]:
         (lambda v: {"seen_from": "2025-03-14", "seen_to": "2025-03-14"}, {"a"}),
         (lambda v: {"q": "BOUNCED"}, {"a"}),
         (lambda v: {"q": "late"}, {"b"}),
+        # The text is text, not a pattern.
+        (lambda v: {"q": "_"}, set()),
+        (lambda v: {"q": "%"}, set()),
     ],
     ids=lambda p: "",
 )
