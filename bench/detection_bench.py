@@ -15,14 +15,15 @@ import io
 import json
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch import scratch_database, setup_django  # noqa: E402
+
 SCRATCH = "nw_detect_bench"
 
 # (source slug, purpose, channel, provider, share of that source's notifications)
@@ -51,31 +52,6 @@ FAILURES = [
 ]
 CUSTOMERS = 200_000
 DAYS = 8
-
-
-def scratch_database(url: str | None) -> str:
-    if not url or url.startswith("sqlite"):
-        return f"sqlite:///{tempfile.mkdtemp()}/detect-bench.sqlite3"
-    import psycopg
-
-    parts = urlsplit(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-        conn.execute(f"CREATE DATABASE {SCRATCH}")
-    return urlunsplit(parts._replace(path=f"/{SCRATCH}"))
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnop")
-    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
-    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "notifwatch.settings"
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
 
 
 class Table:
@@ -412,7 +388,7 @@ def main() -> None:
     parser.add_argument("--notifications", type=int, default=1_000_000)
     args = parser.parse_args()
 
-    url = scratch_database(os.environ.get("DATABASE_URL"))
+    url = scratch_database(os.environ.get("DATABASE_URL"), SCRATCH)
     setup_django(url)
     from django.db import connection
     from django.db.models import Count

@@ -20,10 +20,11 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch import scratch_database, setup_django  # noqa: E402
 
 PURPOSES = [
     "order_confirmation",
@@ -110,31 +111,6 @@ def canonical_batch(first: int, size: int) -> bytes:
             for i in range(first, first + size)
         ]
     ).encode()
-
-
-def scratch_database(url: str | None) -> str:
-    if not url or url.startswith("sqlite"):
-        return f"sqlite:///{tempfile.mkdtemp()}/bench.sqlite3"
-    import psycopg
-
-    parts = urlsplit(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP DATABASE IF EXISTS notifwatch_bench")
-        conn.execute("CREATE DATABASE notifwatch_bench")
-    return urlunsplit(parts._replace(path="/notifwatch_bench"))
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnop")
-    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
-    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "notifwatch.settings"
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
 
 
 def baseline_rows_per_second(lines: list[bytes]) -> float:
@@ -238,7 +214,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=100)
     args = parser.parse_args()
 
-    url = scratch_database(os.environ.get("DATABASE_URL"))
+    url = scratch_database(os.environ.get("DATABASE_URL"), "notifwatch_bench")
     setup_django(url)
     from django.db import connection
 

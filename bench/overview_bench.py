@@ -19,14 +19,15 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch import scratch_database, setup_django  # noqa: E402
+
 SCRATCH = "nw_overview_bench"
 DAYS = 8
 TARGET_MS = 100
@@ -76,39 +77,6 @@ KINDS = [
     ("rejected_webhooks", 10),
 ]
 TEAMS = ["Engineering", "CRM admins", "Billing", "Support leads", "Mobile app"]
-
-
-def scratch_database(url: str | None, reuse: bool) -> str:
-    if not url or url.startswith("sqlite"):
-        return f"sqlite:///{tempfile.mkdtemp()}/overview-bench.sqlite3"
-    import psycopg
-
-    parts = urlsplit(url)
-    if not reuse:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-            conn.execute(f"CREATE DATABASE {SCRATCH}")
-    return urlunsplit(parts._replace(path=f"/{SCRATCH}"))
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnop")
-    os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
-    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "notifwatch.settings"
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    from django.conf import settings
-
-    # No collectstatic here: plain static URLs instead of the manifest's hashed names.
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    call_command("migrate", verbosity=0)
 
 
 def copy_rows(model, columns: tuple[str, ...], rows) -> int:
@@ -402,7 +370,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    url = scratch_database(os.environ.get("DATABASE_URL"), args.reuse)
+    url = scratch_database(os.environ.get("DATABASE_URL"), SCRATCH, reuse=args.reuse)
     setup_django(url)
     from django.contrib.auth import get_user_model
     from django.db import connection

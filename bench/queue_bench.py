@@ -18,14 +18,16 @@ import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.scratch import scratch_database, setup_django  # noqa: E402
+
 SCRATCH = "nw_queue_bench"
 DEEP_PAGE = 300
 KEYS = ("customers_not_reached", "occurrences", "id")
@@ -93,33 +95,6 @@ TEAMS = [
     "Infrastructure",
     "Compliance",
 ]
-
-
-def scratch_database(url: str | None) -> str:
-    if not url or url.startswith("sqlite"):
-        return f"sqlite:///{tempfile.mkdtemp()}/queue-bench.sqlite3"
-    import psycopg
-
-    parts = urlsplit(url)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {SCRATCH}")
-        conn.execute(f"CREATE DATABASE {SCRATCH}")
-    return urlunsplit(parts._replace(path=f"/{SCRATCH}"))
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-0123456789-abcdefghijklmnop")
-    os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
-    os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
-    os.environ.setdefault("SECURE_COOKIES", "0")
-    os.environ.setdefault("STATIC_FROM_FINDERS", "1")
-    os.environ["DJANGO_SETTINGS_MODULE"] = "notifwatch.settings"
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
 
 
 def weighted(rng: random.Random, choices: list[tuple[str, int]]) -> str:
@@ -391,7 +366,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=30)
     args = parser.parse_args()
 
-    url = scratch_database(os.environ.get("DATABASE_URL"))
+    url = scratch_database(os.environ.get("DATABASE_URL"), SCRATCH)
     setup_django(url)
     from django.contrib.auth.models import User
     from django.db import connection
