@@ -9,8 +9,10 @@ seeds it with COPY: notifications spread over 8 days and ~20 sources (14 senders
 that report outcomes of the senders' messages), a raw event per notification, and a few
 thousand exceptions (with the occurrences of the late ones, and two silent providers). Then it
 times the overview page through Django's test client (middleware, session, template and all;
-median of --runs after a warm-up), each of its queries on its own, and shows the plan of the
-heaviest one. Figures are ratios within one run: these machines drift.
+median of --runs after a warm-up) and each of its queries on its own: first counted live, then
+over the rollup that the worker keeps (with the time of a full and of an incremental recount,
+and a check that both ways count the same). --explain shows the plan of the live count.
+Figures are ratios within one run: these machines drift.
 """
 
 import argparse
@@ -121,8 +123,13 @@ def weighted(rng: random.Random, choices: list[tuple]) -> tuple:
     return rng.choices(choices, weights=[c[1] for c in choices])[0]
 
 
-def seed(count: int, now: datetime) -> dict[str, int]:
-    """A week (and a day) of notifications, their raw events, and exceptions about them."""
+def seed(count: int, now: datetime, *, row_hook=None, exceptions: bool = True) -> dict[str, int]:
+    """A week (and a day) of notifications, their raw events, and exceptions about them.
+
+    For other benchmarks (bench/review_bench.py): `row_hook`, if given, receives each
+    notification row (a tuple in the column order below) and returns the row to write; with
+    `exceptions` false, only the sources, notifications and raw events are seeded.
+    """
     from django.contrib.auth import get_user_model
 
     from notifwatch.accounts.models import Membership, Team
@@ -167,7 +174,7 @@ def seed(count: int, now: datetime) -> dict[str, int]:
             if status in ("pending", "deferred") and n % 4 == 0:
                 pending_ids.append((n, at, source, channel))
             identity = "missing_customer_id" if n % 97 == 0 else ""
-            yield (
+            row = (
                 n,
                 source,
                 f"bench-{n}",
@@ -196,8 +203,9 @@ def seed(count: int, now: datetime) -> dict[str, int]:
                 "",
                 "",
                 at,
-                now,
+                settled or at,  # updated_at: when it last settled, as ingest stamps it
             )
+            yield row if row_hook is None else row_hook(row)
 
     written = copy_rows(
         Notification,
@@ -281,6 +289,8 @@ def seed(count: int, now: datetime) -> dict[str, int]:
         raw_rows(),
     )
 
+    if not exceptions:
+        return {"notifications": written, "raw events": raws}
     teams = [Team.objects.create(name=name) for name in TEAMS]
     user = get_user_model().objects.create_user("bench-viewer", password="x")
     Membership.objects.create(user=user, role="viewer")
@@ -363,11 +373,6 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=25)
     parser.add_argument("--reuse", action="store_true", help="keep the last run's scratch data")
     parser.add_argument("--explain", action="store_true", help="print the main query's plan")
-    parser.add_argument(
-        "--rollup",
-        action="store_true",
-        help="also time the page over a prototype hourly rollup table (PostgreSQL only)",
-    )
     args = parser.parse_args()
 
     url = scratch_database(os.environ.get("DATABASE_URL"), SCRATCH, reuse=args.reuse)
@@ -375,11 +380,14 @@ def main() -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection
     from django.test import Client
-    from django.urls import reverse
     from django.utils import timezone
 
-    from notifwatch.deliveries import overview
-    from notifwatch.deliveries.models import Notification
+    from notifwatch.deliveries.counts import refresh_notification_counts
+    from notifwatch.deliveries.models import (
+        Notification,
+        NotificationCount,
+        NotificationCountMark,
+    )
 
     now = timezone.now().replace(microsecond=0)
     if not (args.reuse and Notification.objects.exists()):
@@ -400,13 +408,44 @@ def main() -> None:
         )[0]
         print(f"database: {connection.vendor}; reusing the seeded data (week ending {now:%c})")
 
+    client = Client()
+    client.force_login(get_user_model().objects.get(username="bench-viewer"))
+    print("Counted live (no rollup yet):")
+    NotificationCountMark.objects.all().delete()
+    live_median = time_steps(client, now, args.runs)
+    if args.explain and connection.vendor == "postgresql":
+        explain(now)
+
+    print("With the rollup (what the worker keeps every minute):")
+    for label, full in (("full recount, 8 days", True), ("a pass with nothing changed", False)):
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            refresh_notification_counts(full=full)
+            times.append((time.perf_counter() - started) * 1000)
+        print(f"  refresh: {label:<29} median {statistics.median(times):7.1f} ms")
+    print(f"  rollup rows: {NotificationCount.objects.count():,}")
+    check_same_counts(now)
+    # The page runs at the wall clock; keep the rollup as fresh as the worker would.
+    refresh_notification_counts()
+    rollup_median = time_steps(client, timezone.now(), args.runs)
+    print(f"GET /: rollup / live = {rollup_median / live_median:.2f}")
+
+
+def time_steps(client, now, runs: int) -> float:
+    from django.urls import reverse
+
+    from notifwatch.deliveries import overview
+    from notifwatch.deliveries.counts import notification_buckets
+
     week_start, day_start = now - overview.WEEK, now - overview.DAY
     origin = overview.chart_origin(week_start)
+    hours = overview.CHART_HOURS
     steps = [
         ("sources + last raw event", lambda: overview.all_sources(week_start)),
         (
             "notifications by source/channel/3 hours",
-            lambda: overview.notification_buckets(origin, week_start, day_start, now),
+            lambda: notification_buckets(origin, week_start, day_start, now, hours),
         ),
         ("late occurrences", lambda: overview.late_counts(week_start, day_start)),
         ("open exceptions by kind/team", overview.open_exception_rows),
@@ -414,38 +453,46 @@ def main() -> None:
         ("build_overview (all of the above)", lambda: overview.build_overview(now)),
     ]
     for name, step in steps:
-        median, worst = median_ms(step, args.runs)
+        median, worst = median_ms(step, runs)
         print(f"  {name:<38} median {median:7.1f} ms  (max {worst:6.1f})")
-
-    client = Client()
-    client.force_login(get_user_model().objects.get(username="bench-viewer"))
     home = reverse("home")
 
     def page():
         response = client.get(home)
         assert response.status_code == 200, response.status_code
 
-    median, worst = median_ms(page, args.runs)
+    median, worst = median_ms(page, runs)
     verdict = "within" if median < TARGET_MS else "OVER"
     print(
-        f"GET / (the overview page, test client)   median {median:7.1f} ms  (max {worst:6.1f})"
+        f"  GET / (the overview page, test client) median {median:7.1f} ms  (max {worst:6.1f})"
         f"  — {verdict} the {TARGET_MS} ms target"
     )
-    if args.rollup and connection.vendor == "postgresql":
-        rollup_experiment(page, now, args.runs)
-    if args.explain and connection.vendor == "postgresql":
-        sql, params = overview_sql(origin, week_start, day_start, now)
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-            print("\n".join(row[0] for row in cursor.fetchall()))
+    return median
 
 
-def overview_sql(origin, week_start, day_start, now) -> tuple[str, list]:
-    """The heaviest query as Django sends it, for EXPLAIN."""
+def check_same_counts(now) -> None:
+    """The rollup must add up to exactly what counting live gives, or its figures mean nothing."""
+    from notifwatch.deliveries import overview
+    from notifwatch.deliveries.counts import live_buckets, notification_buckets
+
+    week_start, day_start = now - overview.WEEK, now - overview.DAY
+    origin = overview.chart_origin(week_start)
+    hours = overview.CHART_HOURS
+    live = live_buckets(origin, week_start, now, day_start, hours, through=True)
+    rolled = notification_buckets(origin, week_start, day_start, now, hours)
+    assert overview.fold(live) == overview.fold(rolled), "the rollup must count the same"
+    print("  rollup and live counts agree")
+
+
+def explain(now) -> None:
+    """The plan of the heaviest query, counted live, as Django sends it."""
     from django.db import connection
 
-    from notifwatch.deliveries.overview import notification_buckets
+    from notifwatch.deliveries import overview
+    from notifwatch.deliveries.counts import live_buckets
 
+    week_start, day_start = now - overview.WEEK, now - overview.DAY
+    origin = overview.chart_origin(week_start)
     captured = []
 
     def capture(execute, sql, params, many, context):
@@ -453,141 +500,11 @@ def overview_sql(origin, week_start, day_start, now) -> tuple[str, list]:
         return execute(sql, params, many, context)
 
     with connection.execute_wrapper(capture):
-        notification_buckets(origin, week_start, day_start, now)
-    return captured[0]
-
-
-# --- The hourly rollup, as a prototype ------------------------------------------------------
-#
-# Not part of the app (yet): a table of counts per UTC hour, source and channel, refreshed by
-# the periodic checks. The overview would read complete hours from it and count only the
-# partial hours at the edges (the start of the week, the start of the last day, the current
-# hour) from the notifications themselves, through an index on first_event_at.
-
-ROLLUP = "bench_notification_hour"
-LIVE = []  # overview.notification_buckets itself, while the page is pointed at the rollup
-ROLLUP_COUNTS = (
-    "pending",
-    "deferred",
-    "delivered",
-    "bounced",
-    "failed",
-    "suppressed",
-    "complained",
-    "failures",
-    "duplicates",
-    "identity",
-)
-
-
-def refresh_rollup(cursor, since: datetime) -> None:
-    """Recount every hour from `since` on (one statement per pass, in one transaction)."""
-    counts = ", ".join(
-        [f"COUNT(*) FILTER (WHERE final_status = '{s}')" for s in ROLLUP_COUNTS[:7]]
-        + [
-            "COUNT(*) FILTER (WHERE counts_as_failure)",
-            "COUNT(*) FILTER (WHERE duplicate_sends > 0)",
-            "COUNT(*) FILTER (WHERE identity_problem <> '')",
-        ]
-    )
-    cursor.execute(
-        f"DELETE FROM {ROLLUP} WHERE hour >= date_trunc('hour', %s::timestamptz)", [since]
-    )
-    cursor.execute(
-        f"INSERT INTO {ROLLUP} SELECT date_trunc('hour', first_event_at), source_id, channel, "
-        f"{counts} FROM deliveries_notification "
-        "WHERE first_event_at >= date_trunc('hour', %s::timestamptz) GROUP BY 1, 2, 3",
-        [since],
-    )
-
-
-def rollup_buckets(origin, week_start, day_start, now) -> list[tuple]:
-    """What overview.notification_buckets returns, from the rollup plus the partial hours."""
-    from django.db import connection
-
-    from notifwatch.deliveries.overview import COUNTED
-
-    def hour(moment: datetime) -> datetime:
-        return moment.replace(minute=0, second=0, microsecond=0)
-
-    week_edge = hour(week_start) + timedelta(hours=1)
-    day_hour, now_hour = hour(day_start), hour(now)
-    sums = ", ".join(f"SUM({c})::int AS {c}" for c in ROLLUP_COUNTS)
+        live_buckets(origin, week_start, now, day_start, overview.CHART_HOURS, through=True)
+    sql, params = captured[0]
     with connection.cursor() as cursor:
-        # Two groupings in one pass: the tables' (source, channel, last day) and the charts'
-        # buckets; a couple of hundred rows instead of one per source, channel and bucket.
-        cursor.execute(
-            f"SELECT date_bin('3 hours', hour, %s) AS bucket, hour > %s AS last_day, "
-            f"source_id, channel, {sums} FROM {ROLLUP} "
-            "WHERE hour >= %s AND hour < %s AND hour <> %s "
-            "GROUP BY GROUPING SETS ((2, 3, 4), (1))",
-            [origin, day_hour, week_edge, now_hour, day_hour],
-        )
-        assert [c.name for c in cursor.description][4:] == list(COUNTED)
-        rows = cursor.fetchall()
-    # The partial hours, counted live: they are a few thousand rows on the index.
-    edges = [
-        (week_start, week_edge),
-        (day_hour, day_hour + timedelta(hours=1)),
-        (now_hour, now + timedelta(microseconds=1)),
-    ]
-    for start, end in edges:
-        rows += LIVE[0](origin, start, day_start, end - timedelta(microseconds=1))
-    return rows
-
-
-def rollup_experiment(page, now: datetime, runs: int) -> None:
-    from django.db import connection, transaction
-
-    from notifwatch.deliveries import overview
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"CREATE TABLE IF NOT EXISTS {ROLLUP} (hour timestamptz, source_id bigint, "
-            "channel varchar(16), "
-            + ", ".join(f"{c} integer" for c in ROLLUP_COUNTS)
-            + ", PRIMARY KEY (hour, source_id, channel))"
-        )
-        # What the live part needs: the partial hours found on an index, not by a scan.
-        cursor.execute(
-            "CREATE INDEX IF NOT EXISTS bench_notif_first_event "
-            "ON deliveries_notification (first_event_at)"
-        )
-        cursor.execute("ANALYZE deliveries_notification")
-    for label, since in (
-        ("whole 8 days", now - timedelta(days=DAYS)),
-        ("last 26 hours", now - timedelta(hours=26)),
-    ):
-        times = []
-        for _ in range(3):
-            started = time.perf_counter()
-            with transaction.atomic(), connection.cursor() as cursor:
-                refresh_rollup(cursor, since)
-            times.append((time.perf_counter() - started) * 1000)
-        print(f"rollup refresh, {label:<14}            median {statistics.median(times):7.1f} ms")
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {ROLLUP}")
-        cursor.execute(f"SELECT count(*) FROM {ROLLUP}")
-        print(f"  rollup rows: {cursor.fetchone()[0]:,}")
-
-    week_start, day_start = now - overview.WEEK, now - overview.DAY
-    origin = overview.chart_origin(week_start)
-    LIVE[:] = [overview.notification_buckets]
-    live = overview.notification_buckets(origin, week_start, day_start, now)
-    rolled = rollup_buckets(origin, week_start, day_start, now)
-    assert overview.fold(live) == overview.fold(rolled), "the rollup must count the same"
-    median, worst = median_ms(lambda: rollup_buckets(origin, week_start, day_start, now), runs)
-    print(f"  notifications from the rollup          median {median:7.1f} ms  (max {worst:6.1f})")
-    overview.notification_buckets, real = rollup_buckets, overview.notification_buckets
-    try:
-        median, worst = median_ms(page, runs)
-    finally:
-        overview.notification_buckets = real
-    verdict = "within" if median < TARGET_MS else "OVER"
-    print(
-        f"GET / over the rollup                    median {median:7.1f} ms  (max {worst:6.1f})"
-        f"  — {verdict} the {TARGET_MS} ms target"
-    )
+        cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+        print("\n".join(row[0] for row in cursor.fetchall()))
 
 
 if __name__ == "__main__":

@@ -96,6 +96,10 @@ class Notification(models.Model):
             models.Index(fields=["provider_message_id"], name="notif_provider_msg"),
             models.Index(fields=["final_status", "last_event_at"], name="notif_status_last"),
             models.Index(fields=["last_event_at", "id"], name="notif_last_event"),
+            # The overview counts the edges of its period live, and its rollup recounts the
+            # periods that changed: both find notifications by when they started or changed.
+            models.Index(fields=["first_event_at"], name="notif_first_event"),
+            models.Index(fields=["updated_at"], name="notif_updated"),
         ]
 
     def __str__(self) -> str:
@@ -162,3 +166,46 @@ class DeliveryEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} @ {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class NotificationCount(models.Model):
+    """How the notifications that started in one 15-minute period ended, per source and channel.
+
+    Derived data: the overview's rollup, recounted by `counts.refresh_notification_counts`
+    (never edited by hand, never audited). Quarter hours, so that 3-hour chart buckets line up
+    with local time in every time zone (India is UTC+5:30, Nepal UTC+5:45).
+    """
+
+    period_start = models.DateTimeField()
+    source = models.ForeignKey("ingest.Source", on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=16)
+    pending = models.PositiveIntegerField(default=0)
+    deferred = models.PositiveIntegerField(default=0)
+    delivered = models.PositiveIntegerField(default=0)
+    bounced = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    suppressed = models.PositiveIntegerField(default=0)
+    complained = models.PositiveIntegerField(default=0)
+    failures = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    identity = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["period_start", "source", "channel"], name="notification_count_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.period_start:%Y-%m-%d %H:%M} {self.channel}"
+
+
+class NotificationCountMark(models.Model):
+    """When the rollup was last recounted: one row, also the lock two recounts queue on."""
+
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    full_refreshed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"counts recounted at {self.refreshed_at}"

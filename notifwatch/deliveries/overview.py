@@ -1,8 +1,8 @@
 """The overview: how the last day and week went, who is silent, and what waits for a decision.
 
-Everything comes from five grouped queries, whatever the volume: one pass over the week's
-notifications grouped by source, channel and 3-hour bucket (the tables, the cards and the
-charts all add up from it), one over the occurrences of late exceptions, one over the open
+Everything comes from a few grouped queries, whatever the volume: the week's notifications
+counted by source, channel and 3-hour bucket (the tables, the cards and the charts all add up
+from it; mostly read from the rollup, see counts.py), one over the occurrences of late exceptions, one over the open
 exceptions, one for the open silence exceptions, and one for the sources with their last raw
 event (an index probe per source).
 """
@@ -16,25 +16,19 @@ from operator import add
 from urllib.parse import urlencode
 
 from django.db.models import (
-    BigIntegerField,
-    BooleanField,
     Count,
-    DateTimeField,
-    ExpressionWrapper,
-    Func,
     OuterRef,
     Q,
     Subquery,
     Sum,
-    Value,
 )
-from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince
 
 from notifwatch.deliveries.charts import BarChart, Bucket, stacked_bars
-from notifwatch.deliveries.models import Channel, FinalStatus, Notification
+from notifwatch.deliveries.counts import COUNTED, STATUSES, notification_buckets
+from notifwatch.deliveries.models import Channel, FinalStatus
 from notifwatch.failures.models import FailureGroup, Kind, Occurrence
 from notifwatch.ingest.models import Outcome, RawEvent, Source
 
@@ -46,9 +40,6 @@ UNOWNED = "unowned"
 # Delivered, or delivered and then reported as spam: either way the customer got it.
 REACHED = (FinalStatus.DELIVERED, FinalStatus.COMPLAINED)
 UNSETTLED = (FinalStatus.PENDING, FinalStatus.DEFERRED)
-# What the grouped query counts, in order (FinalStatus.values is rebuilt on every access).
-STATUSES = tuple(FinalStatus.values)
-COUNTED = (*STATUSES, "failures", "duplicates", "identity")
 REACHED_AT = tuple(COUNTED.index(s) for s in REACHED)
 UNSETTLED_AT = tuple(COUNTED.index(s) for s in UNSETTLED)
 FAILURES_AT = COUNTED.index("failures")
@@ -247,7 +238,9 @@ def build_overview(now: datetime | None = None) -> Overview:
     sources = [s for s in known if s.is_active]
 
     origin = chart_origin(week_start)
-    folded, per_bucket = fold(notification_buckets(origin, week_start, day_start, now))
+    folded, per_bucket = fold(
+        notification_buckets(origin, week_start, day_start, now, hours=CHART_HOURS)
+    )
     late = late_counts(week_start, day_start)
     by_source, by_channel, total = tabulate(folded, late, {s.pk: s for s in known})
     open_rows = open_exception_rows()
@@ -299,78 +292,6 @@ def all_sources(week_start: datetime) -> list[Source]:
         Source.objects.only("id", "slug", "name", "kind", "is_active")
         .annotate(last_received=Subquery(last[:1]), quarantined_week=Subquery(quarantined))
         .order_by("name", "slug")
-    )
-
-
-class BucketStart(Func):
-    """The start of the `hours`-long bucket, counted from `origin`, that a moment falls in.
-
-    Computed in the database without calling back into Python: TruncHour does so for every row
-    on SQLite (~25 µs each, half a second for 20,000 notifications). Counting from a local
-    origin also lines buckets up with the user's 3-hour marks in half-hour time zones.
-    """
-
-    output_field = DateTimeField()
-
-    def __init__(self, expression, origin: datetime, hours: int):
-        super().__init__(expression, Value(origin, output_field=DateTimeField()))
-        self.hours = hours
-
-    def compiled(self, compiler) -> tuple[tuple[str, list], tuple[str, list]]:
-        moment, origin = (compiler.compile(e) for e in self.get_source_expressions())
-        return (moment[0], list(moment[1])), (origin[0], list(origin[1]))
-
-    def as_sql(self, compiler, connection, **extra):
-        # PostgreSQL: date_bin is the cheapest of the ways to do it (a third faster than
-        # arithmetic on EXTRACT(EPOCH ...), which is numeric).
-        (moment, moment_params), (origin, origin_params) = self.compiled(compiler)
-        return (
-            f"date_bin('{self.hours} hours', {moment}, {origin})",
-            [*moment_params, *origin_params],
-        )
-
-    def as_sqlite(self, compiler, connection, **extra):
-        # Stored as ISO text, which julianday() parses in C. Moments are never before the
-        # origin, so the cast truncates as FLOOR would.
-        (moment, moment_params), (origin, origin_params) = self.compiled(compiler)
-        per_day = 24 // self.hours
-        sql = (
-            f"datetime(julianday({origin}) + CAST((julianday({moment}) - julianday({origin}))"
-            f" * {per_day} AS integer) / {per_day}.0)"
-        )
-        return sql, [*origin_params, *moment_params, *origin_params]
-
-
-def notification_buckets(
-    origin: datetime, week_start: datetime, day_start: datetime, now: datetime
-) -> list[tuple]:
-    """The week's notifications counted per source, channel, chart bucket and final status.
-
-    Rows of (bucket start, started in the last day, source id, channel, *COUNTED): grouped by
-    the last day as well, so the day's figures are exact rather than rounded to a bucket. A
-    notification belongs to the moment it started. One pass over the week's rows.
-    """
-    in_last_day = ExpressionWrapper(Q(first_event_at__gte=day_start), BooleanField())
-    counts = {status: Count("id", filter=Q(final_status=status)) for status in STATUSES}
-    return list(
-        Notification.objects.filter(first_event_at__gte=week_start, first_event_at__lte=now)
-        .annotate(
-            bucket=BucketStart("first_event_at", origin, CHART_HOURS),
-            last_day=in_last_day,
-            # Grouped by as an expression, not the bare column: given a GROUP BY led by
-            # source_id, SQLite walks the source index and reads the table in random order,
-            # twice as slow as a plain scan. (A no-op on PostgreSQL, which hashes either way.)
-            sender=Cast("source_id", BigIntegerField()),
-        )
-        .values("bucket", "last_day", "sender", "channel")
-        .annotate(
-            **counts,
-            failures=Count("id", filter=Q(counts_as_failure=True)),
-            duplicates=Count("id", filter=Q(duplicate_sends__gt=0)),
-            identity=Count("id", filter=~Q(identity_problem="")),
-        )
-        .values_list("bucket", "last_day", "sender", "channel", *COUNTED)
-        .order_by()
     )
 
 

@@ -49,6 +49,7 @@ class Job:
 
 REGISTRY: tuple[Job, ...] = (
     Job("run_checks", "notifwatch.failures.detection.run_checks", 60),
+    Job("refresh_counts", "notifwatch.deliveries.counts.refresh_notification_counts", 60),
     Job("sweep_stale_tasks", "notifwatch.worker.scheduling.sweep_stale_tasks", 60),
     Job("prune", "notifwatch.audit.retention.prune", 24 * 3600),
 )

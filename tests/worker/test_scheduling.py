@@ -29,7 +29,7 @@ def test_run_checks_is_registered_every_minute():
     ensure_schedules(now)  # a second worker starting: nothing new
 
     rows = {s.name: s for s in Schedule.objects.all()}
-    assert set(rows) == {"run_checks", "sweep_stale_tasks", "prune"}
+    assert set(rows) == {"run_checks", "refresh_counts", "sweep_stale_tasks", "prune"}
     assert rows["run_checks"].task_path == "notifwatch.failures.detection.run_checks"
     assert rows["run_checks"].next_run_at == now  # due at once on the first start
     assert rows["run_checks"].enabled
