@@ -107,6 +107,7 @@ def run_checks(now: datetime | None = None) -> dict[str, int]:
     detect_mapping_breaks(since, now)
     detect_rejected_webhooks(since, now)
     detect_silence(now)
+    refresh_growth(now)
     added = dict(
         Occurrence.objects.filter(id__gt=mark)
         .values("group__kind")
@@ -116,6 +117,33 @@ def run_checks(now: datetime | None = None) -> dict[str, int]:
     counts = {kind: added.get(kind, 0) for kind in Kind.values}
     counts["woken"] = woken
     return counts
+
+
+def refresh_growth(now: datetime) -> int:
+    """Recount each exception's occurrences of the last 7 days; returns how many changed.
+
+    One grouped pass over the week's occurrences, and writes only where the figure moved (an
+    UPDATE of every exception each minute would rewrite 50k rows for nothing).
+    """
+    week_ago = now - timedelta(days=7)
+    fresh = dict(
+        Occurrence.objects.filter(occurred_at__gte=week_ago)
+        .values("group_id")
+        .annotate(n=Count("id"))
+        .values_list("group_id", "n")
+        .order_by()
+    )
+    # An exception with occurrences this week was last seen this week (refresh_impact).
+    stored = FailureGroup.objects.filter(
+        Q(recent_occurrences__gt=0) | Q(last_seen__gte=week_ago)
+    ).values_list("pk", "recent_occurrences")
+    changed = [
+        FailureGroup(pk=pk, recent_occurrences=fresh.get(pk, 0))
+        for pk, recent in stored
+        if fresh.get(pk, 0) != recent
+    ]
+    FailureGroup.objects.bulk_update(changed, ["recent_occurrences"], batch_size=1000)
+    return len(changed)
 
 
 def wake_snoozed(now: datetime) -> int:

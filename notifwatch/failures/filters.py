@@ -21,9 +21,9 @@ from notifwatch.failures.models import FailureGroup, Kind
 from notifwatch.failures.reasons import CATEGORIES
 from notifwatch.ingest.models import Source
 
-# Impact first: customers nobody reached, then how often it happened; the id keeps pages stable.
-# (Growth would be the better second key, but it needs a stored column to page and index on.)
-IMPACT_KEYS = ("customers_not_reached", "occurrences", "id")
+# Impact first: customers nobody reached, then growth (occurrences in the last 7 days), then how
+# often it happened in all; the id keeps pages stable.
+IMPACT_KEYS = ("customers_not_reached", "recent_occurrences", "occurrences", "id")
 IMPACT_ORDER = tuple(f"-{key}" for key in IMPACT_KEYS)
 UNOWNED = "unowned"
 FIX_OWNER_CHOICES = [

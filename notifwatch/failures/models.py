@@ -75,6 +75,9 @@ class FailureGroup(models.Model):
     # A snoozed exception wakes early once it has this many occurrences.
     snooze_wake_occurrences = models.PositiveIntegerField(null=True, blank=True)
     occurrences = models.PositiveIntegerField(default=0)
+    # Occurrences in the last 7 days: how fast it grows, the queue's second sort key. Recounted
+    # by every detection pass (detection.refresh_growth), since it shrinks as days pass.
+    recent_occurrences = models.PositiveIntegerField(default=0, db_default=0)
     customers_affected = models.PositiveIntegerField(default=0)
     customers_reached_anyway = models.PositiveIntegerField(default=0)
     customers_not_reached = models.PositiveIntegerField(default=0)
@@ -96,7 +99,7 @@ class FailureGroup(models.Model):
             # The queue's order (impact first) over open exceptions only; the included columns
             # let the counts above the queue come from the index alone (bench/queue_bench.py).
             models.Index(
-                fields=["-customers_not_reached", "-occurrences", "-id"],
+                fields=["-customers_not_reached", "-recent_occurrences", "-occurrences", "-id"],
                 include=["status", "team", "assignee"],
                 condition=models.Q(status__in=OPEN_STATUSES, merged_into__isnull=True),
                 name="group_open_impact",

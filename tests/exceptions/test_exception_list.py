@@ -12,6 +12,7 @@ from django.utils import timezone
 from notifwatch.audit.models import AuditEntry
 from notifwatch.failures import views
 from notifwatch.failures.actions import assign, merge, set_status, snooze
+from notifwatch.failures.detection import refresh_growth
 from notifwatch.failures.grouping import record_problems
 from notifwatch.failures.models import FailureGroup, GroupHistory, HistoryKind, Kind, Status
 from notifwatch.ingest.actions import save_source
@@ -83,6 +84,37 @@ def test_it_sorts_by_customers_not_reached_then_occurrences(client, viewer, db):
         "few-occurrences",
         "many-occurrences",
     ]
+
+
+def test_among_equal_customers_it_puts_the_fastest_growing_first(client, viewer, db):
+    """Growth is the occurrences of the last 7 days, recounted by every detection pass."""
+    now = timezone.now()
+    old = [
+        simple_problem(
+            "long-quiet",
+            h,
+            title="Exception long-quiet",
+            occurred_at=now - timedelta(days=20, hours=h),
+        )
+        for h in range(12)
+    ]
+    fresh = [
+        simple_problem(
+            "growing", h, title="Exception growing", occurred_at=now - timedelta(hours=h)
+        )
+        for h in range(4)
+    ]
+    record_problems(old + fresh, rule="tests")
+
+    assert refresh_growth(now) == 1
+    client.force_login(viewer)
+    assert titles(get(client)) == ["growing", "long-quiet"]
+    assert FailureGroup.objects.get(title__endswith="growing").recent_occurrences == 4
+
+    # A week on, "growing" has gone quiet too: back to total occurrences.
+    assert refresh_growth(now + timedelta(days=8)) == 1
+    assert titles(get(client)) == ["long-quiet", "growing"]
+    assert refresh_growth(now + timedelta(days=8)) == 0  # nothing moved, nothing written
 
 
 def test_it_breaks_ties_by_the_newest_id(client, viewer, db):
@@ -393,7 +425,9 @@ def test_it_pages_in_impact_order_without_repeats_or_skips(client, viewer, monke
 
     expected = [
         g.title.removeprefix("Exception ")
-        for g in FailureGroup.objects.order_by("-customers_not_reached", "-occurrences", "-id")
+        for g in FailureGroup.objects.order_by(
+            "-customers_not_reached", "-recent_occurrences", "-occurrences", "-id"
+        )
     ]
     assert seen == expected
     assert len(pages) == 6
@@ -431,6 +465,7 @@ def test_it_pages_by_keyset_and_counts_only_on_the_first_page(client, viewer, mo
     # One row-value comparison the planner can seek an index with, not an OR of ranges.
     assert (
         '("failures_failuregroup"."customers_not_reached", '
+        '"failures_failuregroup"."recent_occurrences", '
         '"failures_failuregroup"."occurrences", "failures_failuregroup"."id") <'
     ) in deep_sql
     # The first page counts the matches (up to a cap); later pages do not count at all.
@@ -478,7 +513,7 @@ def test_it_starts_over_on_a_cursor_that_makes_no_sense(client, viewer, db):
 def test_it_says_when_a_page_is_past_the_end(client, viewer, db):
     make("a", 1)
     client.force_login(viewer)
-    assert "No more exceptions." in get(client, after="0.0.1.50")
+    assert "No more exceptions." in get(client, after="0.0.0.1.50")
 
 
 # --- htmx and no JavaScript ---------------------------------------------------------------------
