@@ -19,7 +19,7 @@ Keeping the rollup right (`refresh_notification_counts`):
 
 from datetime import UTC, datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     BigIntegerField,
     BooleanField,
@@ -46,6 +46,7 @@ STATUSES = tuple(FinalStatus.values)
 COUNTED = (*STATUSES, "failures", "duplicates", "identity")
 
 PERIOD = timedelta(minutes=15)
+INSTANT = timedelta(microseconds=1)  # the resolution of stored times
 # The overview's week, plus a day so a slow pass never leaves its first periods uncounted.
 KEPT = timedelta(days=8)
 FULL_EVERY = timedelta(hours=1)
@@ -121,19 +122,19 @@ def notification_buckets(
     refreshed = (
         NotificationCountMark.objects.filter(pk=1).values_list("refreshed_at", flat=True).first()
     )
+    end = now + INSTANT  # what started at `now` itself counts
     if refreshed is None or not now - STALE <= refreshed <= now:
-        return live_buckets(origin, week_start, now, day_start, hours, through=True)
+        return live_buckets(origin, [(week_start, end)], day_start, hours)
     covered = period_floor(refreshed)  # whole periods before this one were recounted
     first, day_period = period_ceil(week_start), period_floor(day_start)
     if covered <= first:
-        return live_buckets(origin, week_start, now, day_start, hours, through=True)
-    rows = rolled_buckets(origin, first, covered, day_period, hours)
-    # Live: the part-period at the start of the week, the period where the last day begins
-    # (split by the exact moment), and everything since the last recount.
-    edges = [(week_start, first), (day_period, day_period + PERIOD), (covered, now)]
-    for start, end in merged(edges):
-        rows += live_buckets(origin, start, end, day_start, hours, through=end == now)
-    return rows
+        return live_buckets(origin, [(week_start, end)], day_start, hours)
+    # Live, in one query: the part-period at the start of the week, the period where the last
+    # day begins (split by the exact moment), and everything since the last recount.
+    edges = [(week_start, first), (day_period, day_period + PERIOD), (covered, end)]
+    return rolled_buckets(origin, first, covered, day_period, hours) + live_buckets(
+        origin, merged(edges), day_start, hours
+    )
 
 
 def merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
@@ -150,38 +151,49 @@ def merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datet
 def rolled_buckets(
     origin: datetime, start: datetime, end: datetime, day_period: datetime, hours: int
 ) -> list[tuple]:
-    """The rollup's whole periods in [start, end), except the one where the last day begins."""
-    in_last_day = ExpressionWrapper(Q(period_start__gt=day_period), BooleanField())
-    return list(
-        NotificationCount.objects.filter(period_start__gte=start, period_start__lt=end)
-        .exclude(period_start=day_period)
-        .annotate(
-            bucket=PeriodStart("period_start", origin, hours * 60),
-            last_day=in_last_day,
+    """The rollup's whole periods in [start, end), except the one where the last day begins.
+
+    Two groupings rather than one by all four keys: a few hundred rows instead of thousands
+    (turning rows into Python tuples was half the time). Rows of the tables have no bucket,
+    rows of the charts no source or channel, which is how `fold` tells them apart.
+    """
+    periods = NotificationCount.objects.filter(
+        period_start__gte=start, period_start__lt=end
+    ).exclude(period_start=day_period)
+    sums = {name: Sum(name) for name in COUNTED}
+    tables = (
+        periods.annotate(
+            last_day=ExpressionWrapper(Q(period_start__gt=day_period), BooleanField()),
             sender=Cast("source_id", BigIntegerField()),
         )
-        .values("bucket", "last_day", "sender", "channel")
-        .annotate(**{name: Sum(name) for name in COUNTED})
-        .values_list("bucket", "last_day", "sender", "channel", *COUNTED)
+        .values("last_day", "sender", "channel")
+        .annotate(**sums)
+        .values_list("last_day", "sender", "channel", *COUNTED)
         .order_by()
     )
+    charts = (
+        periods.annotate(bucket=PeriodStart("period_start", origin, hours * 60))
+        .values("bucket")
+        .annotate(**sums)
+        .values_list("bucket", *COUNTED)
+        .order_by()
+    )
+    return [(None, *row) for row in tables] + [
+        (bucket, False, None, None, *values) for bucket, *values in charts
+    ]
 
 
 def live_buckets(
-    origin: datetime,
-    start: datetime,
-    end: datetime,
-    day_start: datetime,
-    hours: int,
-    *,
-    through: bool = False,
+    origin: datetime, spans: list[tuple[datetime, datetime]], day_start: datetime, hours: int
 ) -> list[tuple]:
-    """The same rows counted from the notifications that started in [start, end) (or [start,
-    end] with `through`): one pass over them, on the first_event_at index."""
+    """The same rows counted from the notifications that started in the [start, end) spans:
+    one pass over them, on the first_event_at index."""
     in_last_day = ExpressionWrapper(Q(first_event_at__gte=day_start), BooleanField())
-    until = {"first_event_at__lte" if through else "first_event_at__lt": end}
+    started = Q()
+    for start, end in spans:
+        started |= Q(first_event_at__gte=start, first_event_at__lt=end)
     return list(
-        Notification.objects.filter(first_event_at__gte=start, **until)
+        Notification.objects.filter(started)
         .annotate(
             bucket=PeriodStart("first_event_at", origin, hours * 60),
             last_day=in_last_day,
@@ -214,7 +226,7 @@ def counts() -> dict:
 def refresh_notification_counts(now: datetime | None = None, full: bool | None = None) -> dict:
     """Recount the periods that changed since the last pass (all 8 days every hour).
 
-    Returns what it did, for the schedule's record: {"full": bool, "periods": n, "rows": n}.
+    Returns what it did, for the schedule's record: {"full": bool, "rows": rows written}.
     Two passes at once queue on the mark's row lock, so they never insert the same row twice.
     """
     now = now or timezone.now()
@@ -245,7 +257,7 @@ def refresh_notification_counts(now: datetime | None = None, full: bool | None =
         if full:
             mark.full_refreshed_at = now
         mark.save()
-    return {"full": full, "periods": len({r.period_start for r in rows}), "rows": len(rows)}
+    return {"full": full, "rows": rows}
 
 
 def changed_periods(since: datetime, horizon: datetime) -> set[datetime]:
@@ -274,9 +286,14 @@ def merged_open(spans: list[tuple[datetime, datetime | None]]) -> list[tuple]:
     return [(start, None if end == far else end) for start, end in joined]
 
 
-def recount(spans: list[tuple[datetime, datetime | None]]) -> list[NotificationCount]:
+def recount(spans: list[tuple[datetime, datetime | None]]) -> int:
+    """Count the notifications that started in `spans` into the rollup; returns rows written.
+
+    INSERT ... SELECT with the SELECT compiled by the ORM for the database at hand: the counts
+    never travel through Python (52k rows took 4 s as objects, at a million notifications).
+    """
     if not spans:
-        return []
+        return 0
     where = Q()
     for start, end in spans:
         where |= Q(first_event_at__gte=start, **({"first_event_at__lt": end} if end else {}))
@@ -291,14 +308,11 @@ def recount(spans: list[tuple[datetime, datetime | None]]) -> list[NotificationC
         .values_list("period", "sender", "channel", *COUNTED)
         .order_by()
     )
-    rows = [
-        NotificationCount(
-            period_start=period,
-            source_id=source_id,
-            channel=channel,
-            **dict(zip(COUNTED, values, strict=True)),
+    select, params = counted_rows.query.sql_with_params()
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(c) for c in ("period_start", "source_id", "channel", *COUNTED))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(NotificationCount._meta.db_table)} ({columns}) {select}", params
         )
-        for period, source_id, channel, *values in counted_rows
-    ]
-    NotificationCount.objects.bulk_create(rows, batch_size=2000)
-    return rows
+        return cursor.rowcount

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from notifwatch.deliveries import counts
 from notifwatch.deliveries.counts import (
+    INSTANT,
     PERIOD,
     PeriodStart,
     live_buckets,
@@ -48,7 +49,7 @@ def week_of_traffic(source, now: datetime, n: int = 160, seed: int = 5) -> None:
 def both_ways(now: datetime) -> tuple[tuple, tuple]:
     week_start, day_start = now - timedelta(days=7), now - timedelta(days=1)
     origin = chart_origin(week_start)
-    live = live_buckets(origin, week_start, now, day_start, CHART_HOURS, through=True)
+    live = live_buckets(origin, [(week_start, now + INSTANT)], day_start, CHART_HOURS)
     rolled = notification_buckets(origin, week_start, day_start, now, CHART_HOURS)
     return fold(live), fold(rolled)
 

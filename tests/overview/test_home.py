@@ -16,9 +16,9 @@ from tests.overview.conftest import event, post
 from tests.overview.test_overview import silence
 
 # Session, user and membership, then the overview's own: sources (with their last raw event),
-# the week's notifications (the rollup's mark, its whole periods, at most three live edges),
-# late occurrences, open exceptions, open silences.
-MAX_QUERIES = 12
+# the week's notifications (the rollup's mark, its whole periods for the tables and for the
+# charts, the live edges), late occurrences, open exceptions, open silences.
+MAX_QUERIES = 11
 
 
 def get(client, user):
