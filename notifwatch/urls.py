@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
 from notifwatch.accounts import views as account_views
+from notifwatch.audit import evidence_views
 from notifwatch.audit import views as audit_views
 from notifwatch.deliveries import views as delivery_views
 from notifwatch.failures import review_views
@@ -26,6 +27,11 @@ urlpatterns = [
     ),
     path("raw/<int:pk>/", source_views.raw_event_detail, name="raw_event_detail"),
     path("notifications/", delivery_views.notification_search, name="notification_search"),
+    re_path(
+        r"^notifications/export\.(?P<fmt>csv|jsonl)$",
+        delivery_views.notification_export,
+        name="notification_export",
+    ),
     path(
         "notifications/<int:pk>/",
         delivery_views.notification_detail,
@@ -33,8 +39,18 @@ urlpatterns = [
     ),
     path("exceptions/", failure_views.exception_list, name="exception_list"),
     path("exceptions/bulk/", failure_views.exception_bulk, name="exception_bulk"),
+    re_path(
+        r"^exceptions/export\.(?P<fmt>csv|jsonl)$",
+        failure_views.exception_export,
+        name="exception_export",
+    ),
     path("exceptions/<int:pk>/", failure_views.exception_detail, name="exception_detail"),
     path("exceptions/<int:pk>/action/", failure_views.exception_action, name="exception_action"),
+    re_path(
+        r"^exceptions/(?P<pk>[0-9]+)/export\.(?P<fmt>csv|jsonl)$",
+        failure_views.exception_notifications_export,
+        name="exception_notifications_export",
+    ),
     path("reviews/", review_views.review_list, name="review_list"),
     path("reviews/start/", review_views.review_start, name="review_start"),
     path("reviews/<int:pk>/", review_views.review_detail, name="review_detail"),
@@ -45,6 +61,17 @@ urlpatterns = [
     ),
     path("reviews/<int:pk>/finish/", review_views.review_finish, name="review_finish"),
     path("reviews/<int:pk>/minutes/", review_views.review_minutes, name="review_minutes"),
+    path("evidence/", evidence_views.evidence_index, name="evidence_index"),
+    re_path(
+        r"^evidence/(?P<week>\d{4}-\d{2}-\d{2})/$",
+        evidence_views.evidence_page,
+        name="evidence_page",
+    ),
+    re_path(
+        r"^evidence/(?P<week>\d{4}-\d{2}-\d{2})/pack\.zip$",
+        evidence_views.evidence_download,
+        name="evidence_download",
+    ),
     path("users/", account_views.user_list, name="user_list"),
     path("users/new/", account_views.user_new, name="user_new"),
     path("users/<int:pk>/", account_views.user_edit, name="user_edit"),

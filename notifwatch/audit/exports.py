@@ -1,13 +1,14 @@
-"""Exports of notifications, delivery events and the audit trail, streamed in constant memory.
+"""Exports of notifications, delivery events, exceptions and the audit trail, in constant memory.
 
-Plain functions, used by ``manage.py export`` and meant for web views too:
+Plain functions, used by ``manage.py export`` and by the pages' downloads (``downloads.py``):
 
 - ``rows(kind, ...)`` returns ``(header, iterator)``. The iterator yields one list of typed cells
   per row (text, int, bool or None, aware datetime, ``Json`` for JSON values, a list for id lists)
   and reads the database lazily, 2,000 rows at a time.
 - ``write_csv`` / ``write_jsonl`` write those rows to a text stream; ``csv_chunks`` /
   ``jsonl_chunks`` yield the same text piece by piece (for ``StreamingHttpResponse``).
-- ``record_export`` writes the ``export.downloaded`` audit entry of one export run.
+- ``Counted`` counts the rows a writer took; ``record_export`` writes the ``export.downloaded``
+  audit entry of one export run with that count.
 
 Columns (stable; new columns are only ever appended):
 
@@ -19,23 +20,36 @@ notifications
 events
     source, notification_key, event_id, event_type, occurred_at, received_at, attempt, provider,
     provider_message_id, error_code, error_message, reason_category, permanent, duplicate_count
+exceptions
+    exception_id, kind, status, title, readable_reason, suggested_action, fix_owner, source,
+    channel, purpose, reason_category, team, assignee, customers_affected,
+    customers_reached_anyway, customers_not_reached, occurrences, first_seen, last_seen,
+    resolved_at, snoozed_until, merged_into, url
 audit
     at, actor, action, target_type, target_id, target_label, old, new, detail
 
 Cell formats. CSV: booleans ``true``/``false``, empty when unknown; datetimes ISO 8601 in UTC
 with ``Z``; ``refs``/``old``/``new`` as compact JSON text; ``exception_ids`` space-separated
-(empty until exceptions exist). JSON lines: one object per row keyed by the header, with JSON
-booleans/null, the same datetime text, and ``refs``/``old``/``new``/``exception_ids`` as JSON
-values.
+(the exceptions with an occurrence of that notification, lowest id first). JSON lines: one
+object per row keyed by the header, with JSON booleans/null, the same datetime text, and
+``refs``/``old``/``new``/``exception_ids`` as JSON values.
 
 Filters: ``since`` (inclusive) and ``until`` (exclusive) apply to ``last_event_at``
-(notifications), ``occurred_at`` (events) and ``at`` (audit). ``source_slug`` keeps one source's
-notifications or events; for ``audit`` it keeps the entries whose target is that source.
-Rows come oldest first (by that same timestamp, then id).
+(notifications), ``occurred_at`` (events) and ``at`` (audit). An exception spans time, so for
+``exceptions`` they keep the ones that occurred in the window: last seen at or after ``since``,
+first seen before ``until``. ``source_slug`` keeps one source's notifications, events or
+exceptions; for ``audit`` it keeps the entries whose target is that source. Rows come oldest
+first (by ``last_event_at``, ``occurred_at``, ``last_seen`` or ``at``, then id).
+
+Exceptions: every one, merged ones included (``merged_into`` names the exception that carries
+on; its ``status`` is what it was left with). ``readable_reason`` and ``suggested_action`` are
+the exception page's explanation; ``fix_owner`` is a vocabulary value; ``team`` is the team's
+name and ``assignee`` the username; ``url`` is the exception page under NOTIFWATCH_BASE_URL.
 
 Personal data: unless ``show_personal_data``, the recipient is masked (``mask_recipient``) and
-email addresses and international phone numbers inside provider error messages are masked too
-(providers quote the recipient: "'To' number +14155550118 is not a valid mobile number").
+email addresses and international phone numbers inside provider error messages, exception
+titles and explanations are masked too (providers quote the recipient: "'To' number
++14155550118 is not a valid mobile number").
 Business references (order, ticket, invoice ids) are not personal data and stay as they are.
 The audit trail is exported as recorded.
 
@@ -59,16 +73,20 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TextIO
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Aggregate, OuterRef, Subquery, TextField
+from django.urls import reverse
 
 from notifwatch.accounts.masking import mask_recipient, mask_text
 from notifwatch.audit.actions import actor_label, record_audit
 from notifwatch.audit.models import AuditEntry
 from notifwatch.deliveries.models import DeliveryEvent, Notification
+from notifwatch.failures.models import FailureGroup, Occurrence
 from notifwatch.failures.reasons import reason_by_key
 from notifwatch.ingest.models import Source
 
-EXPORT_KINDS: tuple[str, ...] = ("notifications", "events", "audit")
+EXPORT_KINDS: tuple[str, ...] = ("notifications", "events", "exceptions", "audit")
 FORMATS: tuple[str, ...] = ("csv", "jsonl")
 CHUNK_SIZE = 2000
 
@@ -115,6 +133,31 @@ EVENT_COLUMNS: list[str] = [
     "permanent",
     "duplicate_count",
 ]
+EXCEPTION_COLUMNS: list[str] = [
+    "exception_id",
+    "kind",
+    "status",
+    "title",
+    "readable_reason",
+    "suggested_action",
+    "fix_owner",
+    "source",
+    "channel",
+    "purpose",
+    "reason_category",
+    "team",
+    "assignee",
+    "customers_affected",
+    "customers_reached_anyway",
+    "customers_not_reached",
+    "occurrences",
+    "first_seen",
+    "last_seen",
+    "resolved_at",
+    "snoozed_until",
+    "merged_into",
+    "url",
+]
 AUDIT_COLUMNS: list[str] = [
     "at",
     "actor",
@@ -129,6 +172,7 @@ AUDIT_COLUMNS: list[str] = [
 COLUMNS: dict[str, list[str]] = {
     "notifications": NOTIFICATION_COLUMNS,
     "events": EVENT_COLUMNS,
+    "exceptions": EXCEPTION_COLUMNS,
     "audit": AUDIT_COLUMNS,
 }
 
@@ -178,6 +222,9 @@ def rows(
     elif kind == "events":
         queryset = event_rows(since, until, source_id)
         convert = event_row_converter(show_personal_data)
+    elif kind == "exceptions":
+        queryset = exception_rows(since, until, source_id)
+        convert = exception_row_converter(show_personal_data)
     else:
         queryset = audit_rows(since, until, source_id)
         convert = audit_row
@@ -195,6 +242,8 @@ def rows_of(
         )
     elif kind == "events":
         values, convert = event_values(queryset), event_row_converter(show_personal_data)
+    elif kind == "exceptions":
+        values, convert = exception_values(queryset), exception_row_converter(show_personal_data)
     elif kind == "audit":
         values, convert = audit_values(queryset), audit_row
     else:
@@ -235,31 +284,69 @@ def notification_rows(since, until, source_id):
 
 def notification_values(queryset):
     # (last_event_at, id) is indexed: rows come in index order, no sort before the first row.
-    return queryset.order_by("last_event_at", "id").values_list(
-        "source__slug",
-        "notification_key",
-        "channel",
-        "purpose",
-        "customer_id",
-        "recipient",
-        "refs",
-        "final_status",
-        "reason_category",
-        "reason_key",
-        "fix_owner",
-        "permanent",
-        "counts_as_failure",
-        "attempts",
-        "duplicate_sends",
-        "identity_problem",
-        "first_event_at",
-        "settled_at",
-        "provider",
-        "provider_message_id",
-        "error_code",
-        "error_message",
-        "last_event_at",
+    # The exception ids come with each row (an index lookup per row on the occurrences'
+    # notification id) rather than from a query per row or per batch: one select, still lazy.
+    return (
+        queryset.order_by("last_event_at", "id")
+        .annotate(exception_ids=exception_ids_of(OuterRef("pk")))
+        .values_list(
+            "source__slug",
+            "notification_key",
+            "channel",
+            "purpose",
+            "customer_id",
+            "recipient",
+            "refs",
+            "final_status",
+            "reason_category",
+            "reason_key",
+            "fix_owner",
+            "permanent",
+            "counts_as_failure",
+            "attempts",
+            "duplicate_sends",
+            "identity_problem",
+            "first_event_at",
+            "settled_at",
+            "exception_ids",
+            "provider",
+            "provider_message_id",
+            "error_code",
+            "error_message",
+            "last_event_at",
+        )
     )
+
+
+class JoinedIds(Aggregate):
+    """Ids as one text, "3,17": GROUP_CONCAT on SQLite, string_agg on PostgreSQL."""
+
+    function = "GROUP_CONCAT"
+    output_field = TextField()
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql(
+            compiler,
+            connection,
+            function="STRING_AGG",
+            template="%(function)s((%(expressions)s)::text, ',')",
+            **extra_context,
+        )
+
+
+def exception_ids_of(notification_id) -> Subquery:
+    """The ids of the exceptions with an occurrence of that notification, joined (or null)."""
+    return Subquery(
+        Occurrence.objects.filter(notification_id=notification_id)
+        .order_by()
+        .values("notification_id")
+        .annotate(ids=JoinedIds("group_id"))
+        .values("ids")
+    )
+
+
+def id_list(joined: str | None) -> list[int]:
+    return sorted(int(pk) for pk in joined.split(",")) if joined else []
 
 
 def notification_row_converter(show_personal_data: bool):
@@ -283,6 +370,7 @@ def notification_row_converter(show_personal_data: bool):
             identity_problem,
             first_event_at,
             settled_at,
+            exception_ids,
             provider,
             provider_message_id,
             error_code,
@@ -312,7 +400,7 @@ def notification_row_converter(show_personal_data: bool):
             identity_problem,
             first_event_at,
             settled_at,
-            [],  # exception ids: exceptions arrive in a later issue
+            id_list(exception_ids),
             provider,
             provider_message_id,
             error_code,
@@ -365,6 +453,65 @@ def event_row_converter(show_personal_data: bool):
         if not show_personal_data:
             row[10] = mask_text(row[10])  # error_message
         return row
+
+    return convert
+
+
+def exception_rows(since, until, source_id):
+    queryset = FailureGroup.objects.all()
+    if source_id is not None:
+        queryset = queryset.filter(source_id=source_id)
+    # An exception spans time: keep those that occurred in the window, not only those that
+    # ended in it (one still growing after `until` was there during the window too).
+    if since is not None:
+        queryset = queryset.filter(last_seen__gte=since)
+    if until is not None:
+        queryset = queryset.filter(first_seen__lt=until)
+    return exception_values(queryset)
+
+
+def exception_values(queryset):
+    # Model instances, not tuples: the explanation reads the kind's facts and the source.
+    # Exceptions are few next to notifications, so the slower rows do not matter.
+    return queryset.select_related("source", "team", "assignee").order_by("last_seen", "id")
+
+
+def exception_row_converter(show_personal_data: bool):
+    # Imported here: the exception pages import these export functions for their downloads.
+    from notifwatch.failures.views import explain
+
+    show = (lambda text: text) if show_personal_data else mask_text
+    base_url = settings.NOTIFWATCH_BASE_URL
+
+    def convert(group: FailureGroup) -> list:
+        # Titles and explanations are written by detection rules and may quote a recipient.
+        explanation = explain(group, show_personal_data)
+        reason = reason_by_key(group.reason_key)
+        return [
+            group.pk,
+            group.kind,
+            group.status,
+            show(group.title),
+            show(explanation.sentence),
+            show(explanation.action),
+            group.fix_owner or (reason.fix_owner if reason else ""),
+            group.source.slug if group.source else "",
+            group.channel,
+            group.purpose,
+            group.reason_category,
+            group.team.name if group.team else "",
+            group.assignee.get_username() if group.assignee else "",
+            group.customers_affected,
+            group.customers_reached_anyway,
+            group.customers_not_reached,
+            group.occurrences,
+            group.first_seen,
+            group.last_seen,
+            group.resolved_at,
+            group.snoozed_until,
+            group.merged_into_id,
+            base_url + reverse("exception_detail", args=[group.pk]),
+        ]
 
     return convert
 
@@ -533,6 +680,25 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC)
 
 
+class Counted:
+    """Counts the rows handed to a writer, also when writing stops half-way."""
+
+    def __init__(self, rows: Iterator[list]):
+        self.rows = rows
+        self.count = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> list:
+        row = next(self.rows)
+        self.count += 1
+        return row
+
+    def close(self) -> None:
+        self.rows.close()
+
+
 def record_export(
     *,
     actor,
@@ -540,21 +706,22 @@ def record_export(
     format: str,
     filters: dict,
     rows: int,
-    source: Source | None = None,
+    target=None,
     system_label: str = "system",
     **extra: Any,
 ) -> AuditEntry:
     """The `export.downloaded` audit entry of one export run.
 
-    An export of one source is recorded against that source; any other export against the
-    target type "export" with the kind as its id, so all exports of a kind can be listed.
+    An export about one object (a source's rows, an exception's notifications) is recorded
+    against it, so it shows in that object's trail; any other export against the target type
+    "export" with the kind as its id, so all exports of a kind can be listed.
     """
     new = {"kind": kind, "format": format, "filters": filters, "rows": rows, **extra}
-    if source is not None:
+    if target is not None:
         return record_audit(
             actor=actor,
             action="export.downloaded",
-            target=source,
+            target=target,
             new=new,
             system_label=system_label,
         )

@@ -1,5 +1,8 @@
+from urllib.parse import urlencode
+
 import django_filters
 from django.db.models import Q
+from django.urls import reverse
 
 from notifwatch.audit.models import AuditEntry
 
@@ -22,3 +25,9 @@ class AuditFilter(django_filters.FilterSet):
 
     def filter_actor(self, queryset, name, value):
         return queryset.filter(Q(actor__username=value) | Q(actor_label__icontains=value))
+
+
+def trail_url(target) -> str:
+    """The audit page filtered to one object: the entries `record_audit` wrote about it."""
+    query = urlencode({"target_type": target._meta.label_lower, "target_id": target.pk})
+    return f"{reverse('audit_list')}?{query}"

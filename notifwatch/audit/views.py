@@ -2,18 +2,16 @@
 
 from datetime import datetime
 
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.dateparse import parse_datetime
 
 from notifwatch.accounts.access import READ_ROLES, role_required
-from notifwatch.accounts.models import Role
-from notifwatch.audit.exports import csv_chunks, jsonl_chunks, record_export, rows_of
+from notifwatch.audit.downloads import EXPORT_ROLES, download
 from notifwatch.audit.filters import AuditFilter
 from notifwatch.audit.models import AuditEntry
 
 PAGE = 50
-EXPORT_ROLES = (Role.ADMIN, Role.REVIEWER, Role.AUDITOR)
 
 
 @role_required(*READ_ROLES)
@@ -63,31 +61,5 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponse:
     filtered = AuditFilter(request.GET, queryset=AuditEntry.objects.all())
     if not filtered.is_valid():
         return HttpResponse("invalid filter", status=400, content_type="text/plain")
-    header, rows = rows_of("audit", filtered.qs)
-    chunks = csv_chunks if fmt == "csv" else jsonl_chunks
-    response = StreamingHttpResponse(
-        counted(chunks(header, rows), request, fmt),
-        content_type="text/csv; charset=utf-8" if fmt == "csv" else "application/x-ndjson",
-    )
-    response["Content-Disposition"] = f'attachment; filename="notifwatch-audit.{fmt}"'
-    return response
-
-
-def counted(chunks, request: HttpRequest, fmt: str):
-    """Pass the chunks through, then record the export with the number of rows sent."""
-    lines = 0
-    completed = False
-    try:
-        for chunk in chunks:
-            lines += 1
-            yield chunk
-        completed = True
-    finally:
-        record_export(
-            actor=request.user,
-            kind="audit",
-            format=fmt,
-            filters=dict(request.GET.items()),
-            rows=max(lines - (1 if fmt == "csv" else 0), 0),
-            completed=completed,
-        )
+    filters = dict(request.GET.items())
+    return download(request, "audit", fmt, filtered.qs, filters=filters, name="audit")

@@ -9,8 +9,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
-from notifwatch.accounts.access import READ_ROLES, role_required, sees_personal_data
+from notifwatch.accounts.access import READ_ROLES, membership_of, role_required, sees_personal_data
 from notifwatch.accounts.masking import mask_recipient, mask_text
+from notifwatch.audit.downloads import EXPORT_ROLES, download
+from notifwatch.audit.filters import trail_url
 from notifwatch.deliveries.lookup import (
     find_notifications,
     older_than,
@@ -51,7 +53,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @role_required(*READ_ROLES)
 def notification_search(request: HttpRequest) -> HttpResponse:
-    q = request.GET.get("q", "").strip()[:255]
+    q = search_text(request)
     cursor = parse_cursor(request.GET.get("before", ""))
     notifications: list[Notification] = []
     older_url = ""
@@ -70,11 +72,26 @@ def notification_search(request: HttpRequest) -> HttpResponse:
         "notifications": notifications,
         "older_url": older_url,
         "first_page_url": "?" + urlencode({"q": q}) if cursor else "",
+        "may_export": membership_of(request.user).role in EXPORT_ROLES,
+        "search_query": urlencode({"q": q}),
     }
     template = "deliveries/notification_search.html"
     if request.htmx and not request.htmx.history_restore_request:
         template += "#results"
     return render(request, template, ctx)
+
+
+@role_required(*EXPORT_ROLES)
+def notification_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """Every notification the search matches (all pages, not only the one shown), streamed."""
+    q = search_text(request)
+    return download(
+        request, "notifications", fmt, find_notifications(q), filters={"q": q}, name="search"
+    )
+
+
+def search_text(request: HttpRequest) -> str:
+    return request.GET.get("q", "").strip()[:255]
 
 
 @role_required(*READ_ROLES)
@@ -103,6 +120,7 @@ def notification_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ],
         "events": events,
         "personal": personal,
+        "trail_url": trail_url(notification),
     }
     return render(request, "deliveries/notification_detail.html", ctx)
 

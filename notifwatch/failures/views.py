@@ -21,7 +21,9 @@ from django_htmx.http import push_url
 from notifwatch.accounts.access import READ_ROLES, membership_of, role_required, sees_personal_data
 from notifwatch.accounts.masking import mask_recipient, mask_text
 from notifwatch.accounts.models import Role, Team
-from notifwatch.deliveries.models import Channel
+from notifwatch.audit.downloads import EXPORT_ROLES, download
+from notifwatch.audit.filters import trail_url
+from notifwatch.deliveries.models import Channel, Notification
 from notifwatch.deliveries.views import FIX_OWNER_WORDS, words
 from notifwatch.failures import bulk
 from notifwatch.failures.actions import add_note, assign, set_status, snooze
@@ -86,6 +88,38 @@ def exception_list(request: HttpRequest) -> HttpResponse:
 def exception_detail(request: HttpRequest, pk: int) -> HttpResponse:
     group = get_object_or_404(FailureGroup, pk=pk)
     return render(request, "failures/exception_detail.html", detail_context(request, group))
+
+
+@role_required(*EXPORT_ROLES)
+def exception_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """Every exception the queue's filter matches (all pages, open by default), streamed."""
+    filterset = QueueFilter(request.GET, queryset=FailureGroup.objects.all(), request=request)
+    if not filterset.is_valid():
+        return HttpResponseBadRequest("These filters do not work: filter the queue again.")
+    filters = QueryDict(filterset.querystring()).dict()
+    return download(request, "exceptions", fmt, filterset.qs, filters=filters, name="exceptions")
+
+
+@role_required(*EXPORT_ROLES)
+def exception_notifications_export(request: HttpRequest, pk: int, fmt: str) -> HttpResponse:
+    """The notifications counted in this exception, streamed; recorded in its own trail."""
+    group = get_object_or_404(FailureGroup, pk=pk)
+    notifications = Notification.objects.filter(pk__in=occurrence_notifications(group))
+    return download(
+        request,
+        "notifications",
+        fmt,
+        notifications,
+        filters={"exception": group.pk},
+        name=f"exception-{group.pk}-notifications",
+        target=group,
+    )
+
+
+def occurrence_notifications(group: FailureGroup):
+    return Occurrence.objects.filter(group=group, notification__isnull=False).values(
+        "notification_id"
+    )
 
 
 @role_required(*CHANGE_ROLES)
@@ -236,7 +270,8 @@ def queue_context(request: HttpRequest, params: QueryDict, summary: dict | None 
     # and for the row forms to come back to.
     here = urlencode_with(filters, after=params["after"]) if cursor is not None else filters
     filtered = not filterset.is_default()
-    can_change = membership_of(request.user).role in CHANGE_ROLES
+    role = membership_of(request.user).role
+    can_change = role in CHANGE_ROLES
     ctx = {
         "filterset": filterset,
         "form": filterset.form,
@@ -256,6 +291,7 @@ def queue_context(request: HttpRequest, params: QueryDict, summary: dict | None 
         "next_url": "",
         "back": here,
         "can_change": can_change,
+        "may_export": role in EXPORT_ROLES,
         "last_review": None if rows or filtered else last_review(),
     }
     if cursor is None:
@@ -620,11 +656,14 @@ def detail_context(request: HttpRequest, group: FailureGroup, **extra) -> dict:
         group.title = mask_text(group.title)
         if group.merged_into:
             group.merged_into.title = mask_text(group.merged_into.title)
-    can_change = membership_of(request.user).role in CHANGE_ROLES
+    role = membership_of(request.user).role
+    can_change = role in CHANGE_ROLES
     ctx = {
         "group": group,
         "personal": personal,
         "can_change": can_change,
+        "may_export": role in EXPORT_ROLES and occurrence_notifications(group).exists(),
+        "trail_url": trail_url(group),
         "explanation": explain(group, personal),
         "raw_said": raw_said(group, personal),
         "week": weekly_counts(group),

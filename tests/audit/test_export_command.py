@@ -129,8 +129,8 @@ def test_unknown_source_is_refused(samples):
 
 
 def test_unknown_kind_is_refused(db):
-    with pytest.raises(CommandError, match="invalid choice: 'exceptions'"):
-        run("exceptions")
+    with pytest.raises(CommandError, match="invalid choice: 'reviews'"):
+        run("reviews")
 
 
 def test_filters(samples):

@@ -9,6 +9,7 @@ from notifwatch.audit.exports import (
     EXPORT_KINDS,
     FORMATS,
     WRITERS,
+    Counted,
     ExportError,
     iso_utc,
     parse_when,
@@ -22,11 +23,11 @@ SYSTEM_LABEL = "manage.py export"
 
 class Command(BaseCommand):
     help = (
-        "Stream notifications, delivery events or the audit trail as CSV or JSON lines, to "
-        "standard output or a file. Recipients (and addresses or phone numbers quoted in provider "
-        "error messages) are masked unless --show-personal-data is given: you may see them, but "
-        "exports get forwarded, so masked is the safe default. Every run is recorded in the "
-        "audit trail (export.downloaded) with its filters and row count."
+        "Stream notifications, delivery events, exceptions or the audit trail as CSV or JSON "
+        "lines, to standard output or a file. Recipients (and addresses or phone numbers quoted "
+        "in provider error messages) are masked unless --show-personal-data is given: you may "
+        "see them, but exports get forwarded, so masked is the safe default. Every run is "
+        "recorded in the audit trail (export.downloaded) with its filters and row count."
     )
 
     def add_arguments(self, parser):
@@ -35,13 +36,19 @@ class Command(BaseCommand):
         parser.add_argument(
             "--since",
             metavar="ISO",
-            help="from this moment, inclusive (2025-03-14 = midnight UTC; 2025-03-14T10:00:00Z)",
+            help="from this moment, inclusive (2025-03-14 = midnight UTC; 2025-03-14T10:00:00Z); "
+            "exceptions: last seen from then",
         )
-        parser.add_argument("--until", metavar="ISO", help="up to this moment, exclusive")
+        parser.add_argument(
+            "--until",
+            metavar="ISO",
+            help="up to this moment, exclusive; exceptions: first seen before then",
+        )
         parser.add_argument(
             "--source",
             metavar="SLUG",
-            help="one source's notifications or events; for audit, entries about that source",
+            help="one source's notifications, events or exceptions; for audit, entries about "
+            "that source",
         )
         parser.add_argument(
             "--output",
@@ -104,7 +111,7 @@ class Command(BaseCommand):
                     "source": source or None,
                 },
                 rows=counted.count,
-                source=source_obj,
+                target=source_obj,
                 system_label=SYSTEM_LABEL,
                 show_personal_data=show_personal_data,
                 output=str(output) if to_file else "stdout",
@@ -120,25 +127,6 @@ class Command(BaseCommand):
             return parse_when(value)
         except ExportError as exc:
             raise CommandError(f"{option}: {exc} (use 2025-03-14 or 2025-03-14T10:00:00Z)") from exc
-
-
-class Counted:
-    """Counts the rows handed to a writer, also when writing stops half-way."""
-
-    def __init__(self, rows):
-        self.rows = rows
-        self.count = 0
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        row = next(self.rows)
-        self.count += 1
-        return row
-
-    def close(self) -> None:
-        self.rows.close()
 
 
 class StdoutText:
