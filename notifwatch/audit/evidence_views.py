@@ -14,6 +14,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 
 from notifwatch.accounts.access import role_required, sees_personal_data
+from notifwatch.audit.downloads import EXPORT_ROLES
 from notifwatch.audit.evidence import (
     EXPORT_KIND,
     EvidencePack,
@@ -23,7 +24,6 @@ from notifwatch.audit.evidence import (
     monday_of,
 )
 from notifwatch.audit.exports import record_export
-from notifwatch.audit.views import EXPORT_ROLES
 from notifwatch.failures.models import Review
 
 
