@@ -30,7 +30,6 @@ from bench.scratch import scratch_database, setup_django  # noqa: E402
 
 SCRATCH = "nw_queue_bench"
 DEEP_PAGE = 300
-KEYS = ("customers_not_reached", "occurrences", "id")
 # What the queue would like on FailureGroup: its order over the open exceptions (keyset pages
 # become an index range scan) covering what the counts above the queue read (index-only scan).
 INDEX_SQL = (
@@ -120,7 +119,12 @@ def write(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
             )
 
 
-def seed(count: int, now: datetime, seed_value: int = 7) -> dict[str, int]:
+def seed(
+    count: int, now: datetime, seed_value: int = 7, *, sources=None, occurrence=None
+) -> dict[str, int]:
+    """For other benchmarks (bench/review_bench.py): `sources`, a list of existing source ids
+    to use instead of creating 12; `occurrence(row, kind)`, a function returning the occurrence
+    row to write instead of `row` (to point it at a notification or raw event)."""
     from django.contrib.auth.models import User
 
     from notifwatch.accounts.models import Membership, Team
@@ -128,7 +132,7 @@ def seed(count: int, now: datetime, seed_value: int = 7) -> dict[str, int]:
     from notifwatch.ingest.actions import save_source
 
     rng = random.Random(seed_value)
-    sources = [
+    sources = sources or [
         save_source(slug=f"sender-{n}", kind="json", name=f"Sender {n}").source.pk
         for n in range(12)
     ]
@@ -196,7 +200,8 @@ def seed(count: int, now: datetime, seed_value: int = 7) -> dict[str, int]:
         for n in range(min(total, 12)):
             occurrence_id += 1
             at = max(first_seen, last_seen - timedelta(days=rng.uniform(0, 20)))
-            occurrences.append((occurrence_id, pk, None, None, f"s{n}", "", at))
+            row = (occurrence_id, pk, None, None, f"s{n}", "", at)
+            occurrences.append(row if occurrence is None else occurrence(row, kind))
         if status in ("new", "assigned", "regressed"):
             stats["open"] += 1
             stats["unowned"] += team is None and assignee is None
@@ -255,20 +260,20 @@ def deep_url(first_url: str, page: int) -> tuple[str, int]:
     """
     from django.http import QueryDict
 
-    from notifwatch.failures.filters import QueueFilter, make_cursor, page_after
+    from notifwatch.failures.filters import IMPACT_KEYS, QueueFilter, make_cursor, page_after
     from notifwatch.failures.models import FailureGroup
     from notifwatch.failures.views import PAGE_SIZE, queue_url, urlencode_with
 
     params = QueryDict(urlsplit(first_url).query)
     filterset = QueueFilter(params, queryset=FailureGroup.objects.all())
-    groups, filters = filterset.qs.only(*KEYS), filterset.querystring()
+    groups, filters = filterset.qs.only(*IMPACT_KEYS), filterset.querystring()
     cursor, url, reached = None, first_url, 1
     while reached < page:
         rows = list(page_after(groups, cursor)[: PAGE_SIZE + 1])
         if len(rows) <= PAGE_SIZE:
             break
         last = rows[PAGE_SIZE - 1]
-        cursor = tuple(getattr(last, key) for key in KEYS)
+        cursor = tuple(getattr(last, key) for key in IMPACT_KEYS)
         reached += 1
         url = queue_url(urlencode_with(filters, after=make_cursor(last, PAGE_SIZE * (reached - 1))))
     return url, reached

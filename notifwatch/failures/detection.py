@@ -27,7 +27,14 @@ from django.utils import timezone
 from notifwatch.accounts.masking import mask_recipient
 from notifwatch.deliveries.models import DeliveryEvent, FinalStatus, IdentityProblem, Notification
 from notifwatch.failures.actions import wake
-from notifwatch.failures.grouping import RULES_VERSION, Problem, record_problems
+from notifwatch.failures.grouping import (
+    RECENT_FIELDS,
+    RULES_VERSION,
+    WEEK,
+    Problem,
+    recent_counts,
+    record_problems,
+)
 from notifwatch.failures.models import FailureGroup, Fingerprint, Kind, Occurrence, Status
 from notifwatch.failures.reasons import reason_by_key
 from notifwatch.failures.windows import Windows, default_window, describe
@@ -120,29 +127,33 @@ def run_checks(now: datetime | None = None) -> dict[str, int]:
 
 
 def refresh_growth(now: datetime) -> int:
-    """Recount each exception's occurrences of the last 7 days; returns how many changed.
+    """Recount each exception's recent occurrences as time passes; returns how many changed.
 
-    One grouped pass over the week's occurrences, and writes only where the figure moved (an
-    UPDATE of every exception each minute would rewrite 50k rows for nothing).
+    One grouped pass over the last 14 days of occurrences, and writes only where a figure moved
+    (an UPDATE of every exception each minute would rewrite 50k rows for nothing).
     """
-    week_ago = now - timedelta(days=7)
-    fresh = dict(
-        Occurrence.objects.filter(occurred_at__gte=week_ago)
+    fresh = {
+        row[0]: tuple(row[1:])
+        for row in Occurrence.objects.filter(occurred_at__gte=now - 2 * WEEK)
         .values("group_id")
-        .annotate(n=Count("id"))
-        .values_list("group_id", "n")
+        .annotate(**recent_counts(now))
+        .values_list("group_id", *RECENT_FIELDS)
         .order_by()
+    }
+    # An exception with occurrences in the last 14 days was last seen then (refresh_impact).
+    nonzero = Q()
+    for name in RECENT_FIELDS:
+        nonzero |= Q(**{f"{name}__gt": 0})
+    stored = FailureGroup.objects.filter(nonzero | Q(last_seen__gte=now - 2 * WEEK)).values_list(
+        "pk", *RECENT_FIELDS
     )
-    # An exception with occurrences this week was last seen this week (refresh_impact).
-    stored = FailureGroup.objects.filter(
-        Q(recent_occurrences__gt=0) | Q(last_seen__gte=week_ago)
-    ).values_list("pk", "recent_occurrences")
+    zero = (0,) * len(RECENT_FIELDS)
     changed = [
-        FailureGroup(pk=pk, recent_occurrences=fresh.get(pk, 0))
-        for pk, recent in stored
-        if fresh.get(pk, 0) != recent
+        FailureGroup(pk=pk, **dict(zip(RECENT_FIELDS, fresh.get(pk, zero), strict=True)))
+        for pk, *figures in stored
+        if fresh.get(pk, zero) != tuple(figures)
     ]
-    FailureGroup.objects.bulk_update(changed, ["recent_occurrences"], batch_size=1000)
+    FailureGroup.objects.bulk_update(changed, RECENT_FIELDS, batch_size=1000)
     return len(changed)
 
 

@@ -7,7 +7,7 @@ occurrences it has not counted yet, and moves the lifecycle on (regressed, woke 
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Min, Q
@@ -156,11 +156,28 @@ def matches(rule: OwnerRule, group: FailureGroup) -> bool:
     return all(not value or getattr(group, name) == value for name, value in wanted.items())
 
 
+WEEK = timedelta(days=7)
+DAY = timedelta(days=1)
+RECENT_FIELDS = ["recent_occurrences", "week_before_occurrences", "day_occurrences"]
+
+
+def recent_counts(now: datetime) -> dict:
+    """Aggregates of RECENT_FIELDS over occurrences, as of `now`."""
+    return {
+        "recent_occurrences": Count("id", filter=Q(occurred_at__gte=now - WEEK)),
+        "week_before_occurrences": Count(
+            "id", filter=Q(occurred_at__gte=now - 2 * WEEK, occurred_at__lt=now - WEEK)
+        ),
+        "day_occurrences": Count("id", filter=Q(occurred_at__gte=now - DAY)),
+    }
+
+
 def refresh_impact(group_ids) -> None:
     """Occurrences, customers affected, reached anyway or not at all; first and last seen."""
     group_ids = set(group_ids)
     if not group_ids:
         return
+    now = timezone.now()
     counts = {
         row["group_id"]: row
         for row in Occurrence.objects.filter(group_id__in=group_ids)
@@ -170,9 +187,9 @@ def refresh_impact(group_ids) -> None:
             customers=Count("customer_id", distinct=True, filter=~Q(customer_id="")),
             first=Min("occurred_at"),
             last=Max("occurred_at"),
+            **recent_counts(now),
         )
     }
-    now = timezone.now()
     for group in FailureGroup.objects.filter(pk__in=group_ids):
         row = counts.get(group.pk)
         if row is None:
@@ -191,6 +208,7 @@ def refresh_impact(group_ids) -> None:
             customers_not_reached=row["customers"] - len(reached),
             first_seen=min(group.first_seen, row["first"]),
             last_seen=max(group.last_seen, row["last"]),
+            **{name: row[name] for name in RECENT_FIELDS},
             updated_at=now,
         )
 
