@@ -46,9 +46,17 @@ def find_notifications(q: str) -> QuerySet[Notification]:
             DeliveryEvent.objects.filter(provider_message_id__in=ids).values("notification_id"),
         )
     )
-    # Recorded notifications always have events; the keyset below needs their time.
+    return recorded_notifications().filter(pk__in=matches)
+
+
+def recorded_notifications() -> QuerySet[Notification]:
+    """Every notification with an event, newest activity first: what the filters list alone.
+
+    Recorded notifications always have events; the keyset paging needs their time. The order
+    is the (last_event_at, id) index read backwards, so a page costs the same at any depth.
+    """
     return (
-        Notification.objects.filter(pk__in=matches, last_event_at__isnull=False)
+        Notification.objects.filter(last_event_at__isnull=False)
         .select_related("source")
         .order_by("-last_event_at", "-id")
     )

@@ -16,7 +16,10 @@ from operator import add
 from urllib.parse import urlencode
 
 from django.db.models import (
+    BooleanField,
     Count,
+    ExpressionWrapper,
+    Max,
     OuterRef,
     Q,
     Subquery,
@@ -324,12 +327,39 @@ def open_exception_rows() -> list[dict]:
 
 
 def open_silences() -> list[FailureGroup]:
-    return list(
-        FailureGroup.objects.open_for_review()
-        .filter(kind=Kind.SILENCE, source__isnull=False)
-        .only("id", "source_id", "purpose", "detail", "last_seen")
-        .order_by("-last_seen")
+    """Per source, its newest open silence of the whole source and of one purpose.
+
+    Each carries `others`: how many more of its sort the source has. Counted in the database
+    and only the newest fetched: with thousands of open silences, building every one cost 38 ms.
+    """
+    silences = FailureGroup.objects.open_for_review().filter(
+        kind=Kind.SILENCE, source__isnull=False
     )
+    newest = list(
+        silences.annotate(whole=ExpressionWrapper(Q(purpose=""), BooleanField()))
+        .values("source_id", "whole")
+        .annotate(n=Count("id"), last=Max("last_seen"))
+        .order_by()
+    )
+    if not newest:
+        return []
+    which = Q()
+    for row in newest:
+        which |= Q(source_id=row["source_id"], last_seen=row["last"]) & (
+            Q(purpose="") if row["whole"] else ~Q(purpose="")
+        )
+    counts = {(row["source_id"], row["whole"]): row["n"] for row in newest}
+    found: dict[tuple[int, bool], FailureGroup] = {}
+    for group in (
+        silences.filter(which)
+        .only("id", "source_id", "purpose", "detail", "last_seen")
+        .order_by("-last_seen", "-id")
+    ):
+        key = (group.source_id, not group.purpose)
+        if key not in found:
+            group.others = counts[key] - 1
+            found[key] = group
+    return sorted(found.values(), key=lambda g: g.last_seen, reverse=True)
 
 
 # --- Shaping ------------------------------------------------------------------------------
@@ -473,12 +503,9 @@ def coverage(
 ) -> list[SourceState]:
     """Each active source: reporting, silent (an open silence exception), or never heard from."""
     whole: dict[int, FailureGroup] = {}
-    purposes: dict[int, list[FailureGroup]] = defaultdict(list)
+    purposes: dict[int, FailureGroup] = {}
     for group in silences:
-        if group.purpose:
-            purposes[group.source_id].append(group)
-        else:
-            whole.setdefault(group.source_id, group)
+        (purposes if group.purpose else whole).setdefault(group.source_id, group)
     states = []
     for source in sources:
         last = source.last_received
@@ -494,9 +521,9 @@ def coverage(
                 )
             )
         elif source.pk in purposes:
-            group = purposes[source.pk][0]
+            group = purposes[source.pk]
             text = silence_words(source, group, last, now)
-            more = len(purposes[source.pk]) - 1
+            more = getattr(group, "others", 0)
             if more:
                 text += f" (and {more} other notification type{'s' if more > 1 else ''})"
             states.append(SourceState(source, "partial", text, group_url(group), last))

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
@@ -13,9 +14,11 @@ from notifwatch.accounts.access import READ_ROLES, membership_of, role_required,
 from notifwatch.accounts.masking import mask_recipient, mask_text
 from notifwatch.audit.downloads import EXPORT_ROLES, download
 from notifwatch.audit.filters import trail_url
+from notifwatch.deliveries.filters import NotificationFilter
 from notifwatch.deliveries.lookup import (
     find_notifications,
     older_than,
+    recorded_notifications,
 )
 from notifwatch.deliveries.models import DeliveryEvent, FinalStatus, Notification
 from notifwatch.deliveries.overview import build_overview
@@ -53,41 +56,81 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @role_required(*READ_ROLES)
 def notification_search(request: HttpRequest) -> HttpResponse:
-    q = search_text(request)
+    """Find notifications by an identifier, narrowed by filters, or list them by filters alone."""
+    search = search_of(request)
     cursor = parse_cursor(request.GET.get("before", ""))
     notifications: list[Notification] = []
     older_url = ""
-    if q:
-        found = find_notifications(q)
+    if search.found is not None:
+        found = search.found
         if cursor:
             found = older_than(found, *cursor)
         notifications = list(found[: PAGE_SIZE + 1])
         if len(notifications) > PAGE_SIZE:
             notifications = notifications[:PAGE_SIZE]
-            last = notifications[-1]
-            older_url = "?" + urlencode({"q": q, "before": make_cursor(last)})
+            older_url = "?" + search.query(before=make_cursor(notifications[-1]))
         show_people(notifications, sees_personal_data(request.user))
     ctx = {
-        "q": q,
+        "q": search.q,
+        "form": search.filterset.form,
+        "filtered": search.filtered,
+        "filters_valid": search.valid,
+        "asked": search.found is not None,
         "notifications": notifications,
         "older_url": older_url,
-        "first_page_url": "?" + urlencode({"q": q}) if cursor else "",
+        "first_page_url": "?" + search.query() if cursor else "",
         "may_export": membership_of(request.user).role in EXPORT_ROLES,
-        "search_query": urlencode({"q": q}),
+        "search_query": search.query(),
     }
     template = "deliveries/notification_search.html"
     if request.htmx and not request.htmx.history_restore_request:
         template += "#results"
+        # The filter row sits outside the results: send it along, with its errors.
+        ctx["filters_out_of_band"] = True
     return render(request, template, ctx)
 
 
 @role_required(*EXPORT_ROLES)
 def notification_export(request: HttpRequest, fmt: str) -> HttpResponse:
-    """Every notification the search matches (all pages, not only the one shown), streamed."""
+    """Every notification the search and filters match (all pages, not only the one shown),
+    streamed; the audit entry records the search and the filters."""
+    search = search_of(request)
+    if not search.valid:
+        return HttpResponseBadRequest("These filters do not work: filter the search again.")
+    found = search.found if search.found is not None else Notification.objects.none()
+    filters = ({"q": search.q} if search.q else {}) | search.filterset.audit_record()
+    return download(request, "notifications", fmt, found, filters=filters, name="search")
+
+
+@dataclass
+class Search:
+    """What the search page was asked: a query, filters, and what they match."""
+
+    q: str
+    filterset: NotificationFilter
+    filtered: bool  # some filter was given (valid or not)
+    valid: bool
+    # Newest activity first; None when nothing was asked, or a filter does not work.
+    found: QuerySet[Notification] | None
+
+    def query(self, **extra: str) -> str:
+        """The search and filters as a query string (no cursor unless given in `extra`)."""
+        parts = [
+            urlencode({"q": self.q}) if self.q else "",
+            self.filterset.querystring(),
+            urlencode(extra) if extra else "",
+        ]
+        return "&".join(part for part in parts if part)
+
+
+def search_of(request: HttpRequest) -> Search:
     q = search_text(request)
-    return download(
-        request, "notifications", fmt, find_notifications(q), filters={"q": q}, name="search"
-    )
+    base = find_notifications(q) if q else recorded_notifications()
+    filterset = NotificationFilter(request.GET, queryset=base, request=request)
+    filtered = filterset.is_filtered()
+    valid = filterset.is_valid()
+    found = filterset.qs if (q or filtered) and valid else None
+    return Search(q, filterset, filtered, valid, found)
 
 
 def search_text(request: HttpRequest) -> str:

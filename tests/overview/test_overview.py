@@ -133,6 +133,27 @@ def test_it_names_a_purpose_that_stopped(shop, week):
     assert state.text.startswith("Shop: no order shipped sends since ")
 
 
+def test_it_names_one_stopped_purpose_and_counts_the_others(shop, week):
+    for purpose in ("order_shipped", "password_reset", "invoice_available"):
+        silence(shop, week, purpose=purpose, last_seen=week - timedelta(hours=30))
+
+    (state,) = build_overview(week).silent
+
+    assert state.state == "partial"
+    assert state.text.startswith("Shop: no invoice available sends since ")  # the newest
+    assert state.text.endswith("(and 2 other notification types)")
+
+
+def test_a_silent_source_outranks_its_silent_purposes(shop, week):
+    silence(shop, week, purpose="order_shipped")
+    silence(shop, week)
+
+    (state,) = build_overview(week).silent
+
+    assert state.state == "silent"
+    assert state.text.startswith("Shop: no events since ")
+
+
 def test_it_lists_sources_that_report_and_those_that_never_did(week, db):
     save_source(slug="crm", kind="csv", name="CRM export")
     states = {s.source.slug: s for s in build_overview(week).coverage}
