@@ -60,6 +60,11 @@ urlpatterns = [
         name="review_decide",
     ),
     path("reviews/<int:pk>/finish/", review_views.review_finish, name="review_finish"),
+    path(
+        "reviews/<int:pk>/confirm-routing/",
+        review_views.review_confirm_routing,
+        name="review_confirm_routing",
+    ),
     path("reviews/<int:pk>/minutes/", review_views.review_minutes, name="review_minutes"),
     path("evidence/", evidence_views.evidence_index, name="evidence_index"),
     re_path(

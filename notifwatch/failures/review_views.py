@@ -22,6 +22,7 @@ from notifwatch.failures.models import Decision, FailureGroup, Review, ReviewIte
 from notifwatch.failures.reviews import (
     REVIEW_MINUTES,
     ReviewClosed,
+    confirm_routing,
     decide,
     finish_review,
     last_completed_review,
@@ -241,6 +242,26 @@ def review_decide(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
 
 @role_required(*CHANGE_ROLES)
 @require_POST
+def review_confirm_routing(request: HttpRequest, pk: int) -> HttpResponse:
+    review = get_object_or_404(Review, pk=pk)
+    if review.finished:
+        return closed(request, review)
+    try:
+        confirmed = confirm_routing(review, actor=request.user)
+    except ReviewClosed:
+        return closed(request, review)
+    messages.success(
+        request,
+        f"Kept the team of {confirmed} new exception{'s' if confirmed != 1 else ''}."
+        if confirmed
+        else "Nothing left to confirm: those exceptions were decided or changed meanwhile.",
+    )
+    url = item_url(review, next_undecided(review))
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@role_required(*CHANGE_ROLES)
+@require_POST
 def review_finish(request: HttpRequest, pk: int) -> HttpResponse:
     review = get_object_or_404(Review, pk=pk)
     if not review.finished:
@@ -315,6 +336,7 @@ def review_context(
         "shortcuts": DECISIONS,
     }
     ctx["undecided"] = ctx["total"] - ctx["decided"]
+    ctx["routed"] = routed_summary(items)
     index = next((i for i, item in enumerate(items) if current and item.pk == current.pk), None)
     if index is None:
         return ctx
@@ -347,10 +369,28 @@ def review_context(
     return ctx
 
 
+def routed_summary(items: list[ReviewItem]) -> dict | None:
+    """The routed new exceptions that one click can confirm: how many, and per team."""
+    teams: dict[str, int] = {}
+    for item in items:
+        group = item.group
+        routed = group.team_id and group.status == "assigned" and not group.merged_into_id
+        if not item.decision and item.reason_on_agenda == "new" and routed:
+            teams[group.team.name] = teams.get(group.team.name, 0) + 1
+    if not teams:
+        return None
+    return {
+        "count": sum(teams.values()),
+        "teams": " · ".join(f"{name} {n}" for name, n in sorted(teams.items())),
+    }
+
+
 def agenda(request: HttpRequest, review: Review) -> list[ReviewItem]:
     """The review's items in order, with what each may show to this user."""
     items = list(
-        review.items.select_related("group", "team", "assignee", "decided_by").order_by("position")
+        review.items.select_related("group__team", "team", "assignee", "decided_by").order_by(
+            "position"
+        )
     )
     for item in items:
         item.shown_title = shown(request, item.group.title)

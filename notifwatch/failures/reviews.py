@@ -280,6 +280,40 @@ def decide(
     return item
 
 
+def routed_new_items(review: Review):
+    """Undecided new exceptions that already have a team (an owner rule's, or someone's)."""
+    return review.items.filter(
+        decision="",
+        reason_on_agenda=AgendaReason.NEW,
+        group__status=Status.ASSIGNED,
+        group__team__isnull=False,
+        group__merged_into__isnull=True,
+    )
+
+
+def confirm_routing(review: Review, *, actor) -> int:
+    """One decision for many: keep the team every routed new exception already has.
+
+    A first review can hold a hundred new exceptions that rules already routed; walking them
+    one by one would take the whole 15 minutes. Each still gets its own decision (assigned to
+    that team, with its history and audit entries); one more entry records the confirmation.
+    """
+    items = list(routed_new_items(review).select_related("group__team").order_by("position"))
+    teams: dict[str, int] = {}
+    for item in items:
+        group = item.group
+        decide(item, Decision.ASSIGN, actor=actor, team=group.team, assignee=group.assignee)
+        teams[group.team.name] = teams.get(group.team.name, 0) + 1
+    if items:
+        record_audit(
+            actor=actor,
+            action="review.routing_confirmed",
+            target=review,
+            new={"items": len(items), "teams": teams},
+        )
+    return len(items)
+
+
 def finish_review(review: Review, *, actor, note: str = "") -> Review:
     """Stamp who finished it and when; undecided items carry over to the next agenda."""
     with transaction.atomic():
