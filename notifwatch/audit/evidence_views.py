@@ -53,6 +53,8 @@ def evidence_index(request: HttpRequest) -> HttpResponse:
             agenda=Count("items"),
             decided=Count("items", filter=~Q(items__decision="")),
             undecided=Count("items", filter=Q(items__decision="")),
+            # Undecided items of a review still under way are not carried over yet.
+            unfinished=Count("id", filter=Q(completed_at__isnull=True), distinct=True),
         )
         .order_by("-week_start")
     )
