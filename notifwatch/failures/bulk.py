@@ -74,6 +74,22 @@ class Change:
         else:
             assign(group, team=self.team, assignee=self.assignee, actor=actor)
 
+    @classmethod
+    def from_record(cls, record: dict, comment: str = "") -> "Change":
+        """The change again from `as_record` (how a background task receives it)."""
+        from django.contrib.auth import get_user_model
+
+        team = record.get("team")
+        assignee = record.get("assignee")
+        until = record.get("until")
+        return cls(
+            verb=record["verb"],
+            team=Team.objects.get(pk=team["id"]) if team else None,
+            assignee=get_user_model().objects.get(pk=assignee["id"]) if assignee else None,
+            until=datetime.fromisoformat(until) if until else None,
+            comment=comment,
+        )
+
     def as_record(self) -> dict:
         record: dict = {"verb": self.verb}
         if self.team is not None:
@@ -143,6 +159,16 @@ def chunks(pks: list[int], size: int) -> Iterator[list[int]]:
         yield pks[start : start + size]
 
 
+def confirmed_ids(
+    querystring: str, ids: list[int] | None, *, expected: int | None, digest: str = ""
+) -> list[int]:
+    """The matching ids, if they are still the set the person confirmed; else SetChanged."""
+    pks = current_ids(matching(querystring, ids))
+    if expected is None or len(pks) != expected or (digest and digest != digest_of(pks)):
+        raise SetChanged(preview(querystring, ids, pks=pks), expected)
+    return pks
+
+
 def apply_bulk(
     querystring: str,
     change: Change,
@@ -159,9 +185,7 @@ def apply_bulk(
     person confirmed, and InvalidFilter when the filters no longer validate.
     """
     groups = matching(querystring, ids)
-    pks = current_ids(groups)
-    if expected is None or len(pks) != expected or (digest and digest != digest_of(pks)):
-        raise SetChanged(preview(querystring, ids, pks=pks), expected)
+    pks = confirmed_ids(querystring, ids, expected=expected, digest=digest)
     comment = f"Bulk change of {len(pks)}" + (f": {change.comment}" if change.comment else "")
     changed = unchanged = gone = 0
     for chunk in chunks(pks, chunk_size or CHUNK_SIZE):

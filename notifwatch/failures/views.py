@@ -59,6 +59,7 @@ from notifwatch.failures.models import (
     Status,
 )
 from notifwatch.failures.reasons import reason_by_key
+from notifwatch.failures.tasks import apply_bulk_in_background
 
 CHANGE_ROLES = (Role.ADMIN, Role.REVIEWER)
 PAGE_SIZE = 50
@@ -155,6 +156,8 @@ def exception_bulk(request: HttpRequest) -> HttpResponse:
         if "confirm" not in request.POST:
             return render_bulk(request, form, preview=bulk.preview(filters, ids))
         change = bulk_change(form)
+        if (data["expected"] or 0) > BACKGROUND_OVER:
+            return in_background(request, form, filters, ids, change)
         outcome = bulk.apply_bulk(
             filters,
             change,
@@ -172,6 +175,37 @@ def exception_bulk(request: HttpRequest) -> HttpResponse:
     except bulk.SetChanged as changed:
         return render_bulk(request, form, preview=changed.preview, changed_from=changed.expected)
     notice = outcome_words(change, outcome)
+    if not request.htmx:
+        messages.success(request, notice)
+        return redirect(queue_url(filters))
+    ctx = queue_context(request, QueryDict(filters)) | {"notice": notice}
+    return push_url(render(request, "failures/exception_list.html#queue", ctx), ctx["here_url"])
+
+
+# Above this many, a bulk change runs in the worker: at a few milliseconds per exception (each
+# with its history and audit entry), 9,000 would outlast gunicorn's 30-second timeout.
+BACKGROUND_OVER = 2000
+
+
+def in_background(
+    request: HttpRequest, form: BulkForm, filters: str, ids: list[int] | None, change
+) -> HttpResponse:
+    """Check the set is the one confirmed, then hand the change to the worker."""
+    data = form.cleaned_data
+    bulk.confirmed_ids(filters, ids, expected=data["expected"], digest=data["digest"])
+    apply_bulk_in_background.enqueue(
+        filters,
+        change.as_record(),
+        change.comment,
+        request.user.pk,
+        data["expected"],
+        data["digest"],
+        ids,
+    )
+    notice = (
+        f"{plural(data['expected'], 'exception')} are being changed in the background (about a "
+        "minute for 10,000). The audit trail records the bulk change when it is done."
+    )
     if not request.htmx:
         messages.success(request, notice)
         return redirect(queue_url(filters))

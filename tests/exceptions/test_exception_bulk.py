@@ -1,13 +1,14 @@
 import re
 from datetime import UTC, datetime, timedelta
 from html import unescape
+from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
 from notifwatch.audit.models import AuditEntry
-from notifwatch.failures import bulk
+from notifwatch.failures import bulk, tasks, views
 from notifwatch.failures.actions import set_status
 from notifwatch.failures.grouping import record_problems
 from notifwatch.failures.models import FailureGroup, GroupHistory, HistoryKind, Kind, Status
@@ -417,3 +418,63 @@ def test_it_reads_the_filters_back_in_words(client, reviewer, viewer, teams, lat
     ) in content
     assert "Mark resolved: 0 exceptions" in content
     assert "Nothing matches any more" in content and 'name="confirm"' not in content
+
+
+# --- Large sets run in the worker ---------------------------------------------------------------
+
+
+def test_a_large_set_is_changed_by_the_worker_and_recorded(
+    client, reviewer, teams, late_and_silence, monkeypatch
+):
+    monkeypatch.setattr(views, "BACKGROUND_OVER", 5)
+    enqueued = []
+    real_task = tasks.apply_bulk_in_background
+    monkeypatch.setattr(
+        views,
+        "apply_bulk_in_background",
+        SimpleNamespace(enqueue=lambda *args: enqueued.append(args) or real_task.enqueue(*args)),
+    )
+    client.force_login(reviewer)
+    step = client.post(
+        URL,
+        {"verb": "assign", "team": teams["CRM admins"].pk, "scope": "all", "filters": "kind=late"},
+    )
+
+    response = confirm(client, step.content.decode())
+
+    assert response.status_code == 302
+    assert len(enqueued) == 1  # handed over, not run inside the request
+    notice = [m.message for m in response.wsgi_request._messages]
+    assert notice == [
+        "11 exceptions are being changed in the background (about a minute for 10,000). "
+        "The audit trail records the bulk change when it is done."
+    ]
+    # The test settings run tasks at once; in production the worker does, moments later.
+    late = FailureGroup.objects.filter(kind=Kind.LATE)
+    assert {g.team.name for g in late} == {"CRM admins"}
+    audit = AuditEntry.objects.get(action="exception.bulk_assign")
+    assert audit.actor == reviewer and audit.new["count"] == 11
+    assert audit.new["team"]["name"] == "CRM admins"
+
+
+def test_a_background_change_whose_set_changed_meanwhile_changes_nothing(
+    reviewer, late_and_silence
+):
+    late, _ = late_and_silence
+    preview = bulk.preview("kind=late&status=open")
+    set_status(late[0], Status.RESOLVED)  # after the confirmation, before the worker runs
+
+    result = tasks.apply_bulk_in_background.call(
+        "kind=late&status=open",
+        {"verb": "accept"},
+        "",
+        reviewer.pk,
+        preview.count,
+        preview.digest,
+        None,
+    )
+
+    assert result == {"abandoned": True, "confirmed": 11, "found": 10}
+    assert not FailureGroup.objects.filter(status=Status.ACCEPTED).exists()
+    entry = AuditEntry.objects.get(action="exception.bulk_accept_abandoned")
+    assert entry.actor == reviewer and entry.new["found"] == 10

@@ -1,0 +1,54 @@
+"""Background work of the failures app, run by the django-tasks database worker."""
+
+from django.contrib.auth import get_user_model
+from django_tasks import task
+
+from notifwatch.audit.actions import actor_label
+from notifwatch.audit.models import AuditEntry
+from notifwatch.failures import bulk
+
+
+@task()
+def apply_bulk_in_background(
+    querystring: str,
+    change: dict,
+    comment: str,
+    actor_id: int,
+    expected: int,
+    digest: str,
+    ids: list[int] | None,
+) -> dict:
+    """A bulk change too big to finish within a web request (bulk.apply_bulk, unchanged).
+
+    If the set changed between the confirmation and this run, nothing is changed and the
+    audit trail says so: the person who asked sees it there, not in a failed task.
+    """
+    actor = get_user_model().objects.get(pk=actor_id)
+    try:
+        outcome = bulk.apply_bulk(
+            querystring,
+            bulk.Change.from_record(change, comment),
+            actor=actor,
+            expected=expected,
+            digest=digest,
+            ids=ids,
+        )
+    except bulk.SetChanged as changed:
+        AuditEntry.objects.create(
+            actor=actor,
+            actor_label=actor_label(actor),
+            action=f"exception.bulk_{change['verb']}_abandoned",
+            target_type="exception_set",
+            target_id="selection" if ids is not None else "filter",
+            target_label=f"{expected} exceptions matching {querystring}"[:255],
+            new={"filter": querystring, "confirmed": expected, "found": changed.preview.count},
+            detail="The matching exceptions changed before the background run: nothing changed.",
+        )
+        return {"abandoned": True, "confirmed": expected, "found": changed.preview.count}
+    return {
+        "matched": outcome.matched,
+        "changed": outcome.changed,
+        "unchanged": outcome.unchanged,
+        "gone": outcome.gone,
+        "audit_entry": outcome.audit.pk,
+    }
