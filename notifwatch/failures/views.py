@@ -23,6 +23,8 @@ from notifwatch.accounts.masking import mask_recipient, mask_text
 from notifwatch.accounts.models import Role, Team
 from notifwatch.audit.downloads import EXPORT_ROLES, download
 from notifwatch.audit.filters import trail_url
+from notifwatch.deliveries.charts import BarChart, Bucket, stacked_bars
+from notifwatch.deliveries.counts import PeriodStart
 from notifwatch.deliveries.models import Channel, Notification
 from notifwatch.deliveries.views import FIX_OWNER_WORDS, words
 from notifwatch.failures import bulk
@@ -687,6 +689,7 @@ def detail_context(request: HttpRequest, group: FailureGroup, **extra) -> dict:
         "explanation": explain(group, personal),
         "raw_said": raw_said(group, personal),
         "week": weekly_counts(group),
+        "chart": occurrence_chart(group),
         "samples": newest,
         "history": history_rows(group, personal),
         "snooze_words": snooze_words(group.snoozed_until, group.snooze_wake_occurrences),
@@ -849,6 +852,38 @@ def raw_said(group: FailureGroup, personal: bool) -> RawSaid | None:
         url = reverse("raw_event_detail", args=[raw.pk])
         return RawSaid(f"Raw event #{raw.pk}", "", message, url)
     return None
+
+
+CHART_DAYS = 14
+CHART_STEP_HOURS = 6
+
+
+def occurrence_chart(group: FailureGroup, now: datetime | None = None) -> BarChart:
+    """Occurrences per 6 hours over the last 14 local days: did it start, stop, or keep on?"""
+    now = now or timezone.now()
+    today = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=CHART_DAYS - 1)
+    step = timedelta(hours=CHART_STEP_HOURS)
+    counted = dict(
+        Occurrence.objects.filter(group=group, occurred_at__gte=start, occurred_at__lte=now)
+        .annotate(bucket=PeriodStart("occurred_at", start, CHART_STEP_HOURS * 60))
+        .values("bucket")
+        .annotate(n=Count("id"))
+        .values_list("bucket", "n")
+        .order_by()
+    )
+    buckets = []
+    moment = start
+    while moment <= now:
+        buckets.append(Bucket(moment, moment + step, {"n": counted.get(moment, 0)}))
+        moment += step
+    return stacked_bars(
+        "chart-occurrences",
+        f"Occurrences, per {CHART_STEP_HOURS} hours, last {CHART_DAYS} days",
+        buckets,
+        [("n", "Occurrences", "c-bad")],
+        unit="occurrences",
+    )
 
 
 def weekly_counts(group: FailureGroup) -> dict[str, int]:

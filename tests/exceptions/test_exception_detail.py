@@ -20,6 +20,7 @@ from notifwatch.failures.detection import (
 from notifwatch.failures.grouping import record_problems
 from notifwatch.failures.models import FailureGroup, Kind, OwnerRule, Status
 from notifwatch.failures.reasons import reason_by_key
+from notifwatch.failures.views import occurrence_chart
 from notifwatch.ingest.importer import import_path
 from notifwatch.ingest.models import Outcome, RawEvent, Transport
 from notifwatch.ingest.processing import store_raw
@@ -398,3 +399,22 @@ def test_it_escapes_what_sources_sent(client, reviewer, json_source):
     response = client.get(reverse("exception_detail", args=[group.pk]))
     assert script.encode() not in response.content
     assert b"&lt;script&gt;" in response.content
+
+
+def test_it_charts_the_occurrences_of_the_last_14_days(client, viewer, db):
+    now = timezone.now()
+    ages = [timedelta(hours=1), timedelta(hours=2), timedelta(days=3), timedelta(days=20)]
+    (pk,) = record_problems(
+        [simple_problem("c", i, occurred_at=now - age) for i, age in enumerate(ages)],
+        rule="tests",
+    )
+    group = FailureGroup.objects.get(pk=pk)
+
+    chart = occurrence_chart(group, now)
+
+    assert [s.total for s in chart.series] == [3]  # the one 20 days ago is off the chart
+    assert len(chart.bars) == 4 * 13 + timezone.localtime(now).hour // 6 + 1
+    client.force_login(viewer)
+    page = client.get(f"/exceptions/{pk}/").content.decode()
+    assert "Occurrences, per 6 hours, last 14 days" in page
+    assert '<svg class="bars"' in page
