@@ -74,7 +74,6 @@ def notification_search(request: HttpRequest) -> HttpResponse:
         "q": search.q,
         "form": search.filterset.form,
         "filtered": search.filtered,
-        "filters_valid": search.valid,
         "asked": search.found is not None,
         "notifications": notifications,
         "older_url": older_url,
