@@ -12,6 +12,12 @@ _EMAIL_IN_TEXT = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE_IN_TEXT = re.compile(r"(?<![\w+])\+\d[\d ().-]{5,}\d(?!\d)")
 
 
+# A plain address, dot-atoms on both sides: parseaddr gives it back unchanged.
+_PLAIN_ADDRESS = re.compile(
+    r"([A-Za-z0-9_%+-])[A-Za-z0-9_%+-]*(?:\.[A-Za-z0-9_%+-]+)*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)"
+)
+
+
 def mask_recipient(value: str | None) -> str:
     """Hide most of an email address, phone number or other recipient id.
 
@@ -22,6 +28,10 @@ def mask_recipient(value: str | None) -> str:
     if not value:
         return ""
     value = value.strip()
+    plain = _PLAIN_ADDRESS.fullmatch(value)
+    if plain is not None:
+        # Nearly every recipient: what parseaddr (~9 µs, a third of an export row) would give.
+        return f"{plain[1]}{MASK}@{plain[2]}"
     phone = _PHONE.fullmatch(value)
     if phone:
         return (phone["scheme"] or "") + mask_phone(phone["number"])

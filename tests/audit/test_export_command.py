@@ -205,3 +205,24 @@ def test_queries_do_not_grow_with_rows(inhouse_source, tmp_path, django_assert_m
         assert len(parse_csv(run("notifications"))) == 200
     assert len(many) == len(few)
     assert exports()[-1].new["rows"] == 200
+
+
+def test_it_writes_straight_into_what_is_not_a_regular_file(db, tmp_path):
+    """A named pipe (or /dev/null) is written to, never replaced by a file of the same name."""
+    import os
+    import stat
+    import threading
+
+    from django.core.management import call_command
+
+    pipe = tmp_path / "export.pipe"
+    os.mkfifo(pipe)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(pipe.read_text()))
+    reader.start()
+
+    call_command("export", "audit", "--output", str(pipe))
+
+    reader.join(timeout=10)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    assert received and received[0].startswith("at,actor,action")

@@ -140,7 +140,15 @@ class StdoutText:
 
 
 def write_file(path: Path, writer, header, data) -> None:
-    """Write to a temporary file beside `path`, then move it into place: never half a file."""
+    """Write to a temporary file beside `path`, then move it into place: never half a file.
+
+    Not for what is not a regular file (/dev/null, a named pipe): replacing it would swap the
+    device itself for a file (as root, /dev/null). Those are written to directly.
+    """
+    if path.exists() and not path.is_file():
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            writer(header, data, out)
+        return
     fd, temporary = tempfile.mkstemp(
         dir=path.resolve().parent, prefix=f".{path.name}.", suffix=".part"
     )
