@@ -125,3 +125,31 @@ def test_it_quarantines_mapping_breaks_and_reprocesses_them_after_the_fix(inhous
 
     assert "reprocessed 3 (parsed 3)" in out.getvalue()
     assert Notification.objects.filter(final_status="delivered").count() == 3
+
+
+def test_each_imported_file_is_recorded_in_the_audit_trail(csv_source, tmp_path):
+    from notifwatch.audit.models import AuditEntry
+
+    path = tmp_path / "renewals.csv"
+    path.write_text(CSV, encoding="utf-8")
+
+    run("crm", str(path))
+    run("crm", str(path))  # again: nothing new, and recorded as such
+
+    first, second = AuditEntry.objects.filter(action="source.imported").order_by("id")
+    assert first.target_id == str(csv_source.pk) and first.actor is None
+    assert first.actor_label == "manage.py import_events"
+    assert first.new["file"].endswith("renewals.csv")
+    assert (first.new["stored"], first.new["quarantined"]) == (3, 2)
+    assert (second.new["stored"], second.new["duplicates"]) == (0, 5)  # every line seen before
+
+
+def test_changing_a_source_is_recorded_with_old_and_new_values(csv_source):
+    from notifwatch.audit.models import AuditEntry
+
+    save_source(slug="crm", kind="csv", name="CRM renewals export")
+
+    entry = AuditEntry.objects.get(action="source.changed")
+    assert entry.target_id == str(csv_source.pk)
+    assert entry.new["name"] == "CRM renewals export"
+    assert entry.old["name"] != "CRM renewals export"
