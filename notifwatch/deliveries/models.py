@@ -168,17 +168,10 @@ class DeliveryEvent(models.Model):
         return f"{self.event_type} @ {self.occurred_at:%Y-%m-%d %H:%M:%S}"
 
 
-class NotificationCount(models.Model):
-    """How the notifications that started in one 15-minute period ended, per source and channel.
+class OutcomeCounts(models.Model):
+    """How many notifications ended in each final status, and with each kind of problem
+    (counts.COUNTED, in that order)."""
 
-    Derived data: the overview's rollup, recounted by `counts.refresh_notification_counts`
-    (never edited by hand, never audited). Quarter hours, so that 3-hour chart buckets line up
-    with local time in every time zone (India is UTC+5:30, Nepal UTC+5:45).
-    """
-
-    period_start = models.DateTimeField()
-    source = models.ForeignKey("ingest.Source", on_delete=models.CASCADE, related_name="+")
-    channel = models.CharField(max_length=16)
     pending = models.PositiveIntegerField(default=0)
     deferred = models.PositiveIntegerField(default=0)
     delivered = models.PositiveIntegerField(default=0)
@@ -191,6 +184,22 @@ class NotificationCount(models.Model):
     identity = models.PositiveIntegerField(default=0)
 
     class Meta:
+        abstract = True
+
+
+class NotificationCount(OutcomeCounts):
+    """How the notifications that started in one 15-minute period ended, per source and channel.
+
+    Derived data: the overview's rollup, recounted by `counts.refresh_notification_counts`
+    (never edited by hand, never audited). Quarter hours, so that 3-hour chart buckets line up
+    with local time in every time zone (India is UTC+5:30, Nepal UTC+5:45).
+    """
+
+    period_start = models.DateTimeField()
+    source = models.ForeignKey("ingest.Source", on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=16)
+
+    class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["period_start", "source", "channel"], name="notification_count_once"
@@ -201,21 +210,11 @@ class NotificationCount(models.Model):
         return f"{self.period_start:%Y-%m-%d %H:%M} {self.channel}"
 
 
-class NotificationPeriodTotal(models.Model):
+class NotificationPeriodTotal(OutcomeCounts):
     """The NotificationCount rows of one period added up: what the overview's charts read
     (768 rows a week instead of one per period, source and channel). Derived, like them."""
 
     period_start = models.DateTimeField(unique=True)
-    pending = models.PositiveIntegerField(default=0)
-    deferred = models.PositiveIntegerField(default=0)
-    delivered = models.PositiveIntegerField(default=0)
-    bounced = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    suppressed = models.PositiveIntegerField(default=0)
-    complained = models.PositiveIntegerField(default=0)
-    failures = models.PositiveIntegerField(default=0)
-    duplicates = models.PositiveIntegerField(default=0)
-    identity = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.period_start:%Y-%m-%d %H:%M}"
