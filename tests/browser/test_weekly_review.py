@@ -95,3 +95,25 @@ def test_a_viewer_sees_masked_recipients_and_cannot_assign(
     assert status == 403
     group.refresh_from_db()
     assert group.team is None
+
+
+def test_a_reviewer_keeps_the_owner_rules_teams_in_one_step(
+    page, live_server, log_in, reviewer, week_of_problems
+):
+    from notifwatch.failures.actions import assign
+
+    crm = Team.objects.get(name="CRM admins")
+    routed = list(FailureGroup.objects.order_by("pk")[:2])
+    for group in routed:
+        assign(group, team=crm, rule="owner rule 1 (delivery failures)")
+    log_in(reviewer)
+
+    page.goto(live_server.url + "/reviews/")
+    page.get_by_role("button", name="Start this week's review").click()
+    expect(page.locator(".routed-confirm")).to_contain_text("2 new exceptions already have a team")
+    page.get_by_role("button", name="Keep the teams of 2").click()
+
+    expect(page.get_by_text("Kept the team of 2 new exceptions.")).to_be_visible()
+    expect(page.locator(".review-progress")).to_contain_text("2 decided, 2 to go")
+    expect(page.locator(".routed-confirm")).to_have_count(0)
+    assert AuditEntry.objects.filter(action="review.decided").count() == 2
