@@ -96,6 +96,44 @@ TEAMS = [
 ]
 
 
+GROUP_COLUMNS = (
+    "id",
+    "kind",
+    "title",
+    "status",
+    "source_id",
+    "channel",
+    "purpose",
+    "reason_category",
+    "fix_owner",
+    "reason_key",
+    "detail",
+    "team_id",
+    "assignee_id",
+    "snoozed_until",
+    "snooze_wake_occurrences",
+    "occurrences",
+    "customers_affected",
+    "customers_reached_anyway",
+    "customers_not_reached",
+    "first_seen",
+    "last_seen",
+    "resolved_at",
+    "merged_into_id",
+    "created_at",
+    "updated_at",
+)
+OCCURRENCE_COLUMNS = (
+    "id",
+    "group_id",
+    "notification_id",
+    "raw_event_id",
+    "subject",
+    "customer_id",
+    "occurred_at",
+)
+
+
 def weighted(rng: random.Random, choices: list[tuple[str, int]]) -> str:
     return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
 
@@ -207,50 +245,8 @@ def seed(
             stats["unowned"] += team is None and assignee is None
             stats["not_reached_0"] += not_reached == 0
     stats["occurrences"] = occurrence_id
-    write(
-        FailureGroup,
-        (
-            "id",
-            "kind",
-            "title",
-            "status",
-            "source_id",
-            "channel",
-            "purpose",
-            "reason_category",
-            "fix_owner",
-            "reason_key",
-            "detail",
-            "team_id",
-            "assignee_id",
-            "snoozed_until",
-            "snooze_wake_occurrences",
-            "occurrences",
-            "customers_affected",
-            "customers_reached_anyway",
-            "customers_not_reached",
-            "first_seen",
-            "last_seen",
-            "resolved_at",
-            "merged_into_id",
-            "created_at",
-            "updated_at",
-        ),
-        groups,
-    )
-    write(
-        Occurrence,
-        (
-            "id",
-            "group_id",
-            "notification_id",
-            "raw_event_id",
-            "subject",
-            "customer_id",
-            "occurred_at",
-        ),
-        occurrences,
-    )
+    write(FailureGroup, GROUP_COLUMNS, groups)
+    write(Occurrence, OCCURRENCE_COLUMNS, occurrences)
     return stats
 
 

@@ -274,44 +274,6 @@ class Seeder:
         return occurrence
 
 
-GROUP_COLUMNS = (
-    "id",
-    "kind",
-    "title",
-    "status",
-    "source_id",
-    "channel",
-    "purpose",
-    "reason_category",
-    "fix_owner",
-    "reason_key",
-    "detail",
-    "team_id",
-    "assignee_id",
-    "snoozed_until",
-    "snooze_wake_occurrences",
-    "occurrences",
-    "customers_affected",
-    "customers_reached_anyway",
-    "customers_not_reached",
-    "first_seen",
-    "last_seen",
-    "resolved_at",
-    "merged_into_id",
-    "created_at",
-    "updated_at",
-)
-OCCURRENCE_COLUMNS = (
-    "id",
-    "group_id",
-    "notification_id",
-    "raw_event_id",
-    "subject",
-    "customer_id",
-    "occurred_at",
-)
-
-
 def seed_big_exceptions(seeder: Seeder, sender: int, team: int) -> dict[str, int]:
     """Three exceptions of 50k-100k occurrences each (at 1M notifications), with their rows."""
     from django.db.models import Max
@@ -381,8 +343,8 @@ def seed_big_exceptions(seeder: Seeder, sender: int, team: int) -> dict[str, int
             )
         )
         sizes[f"{name} #{group}"] = len(moments)
-    overview_bench.copy_rows(FailureGroup, GROUP_COLUMNS, groups)
-    overview_bench.copy_rows(Occurrence, OCCURRENCE_COLUMNS, occurrences)
+    overview_bench.copy_rows(FailureGroup, queue_bench.GROUP_COLUMNS, groups)
+    overview_bench.copy_rows(Occurrence, queue_bench.OCCURRENCE_COLUMNS, occurrences)
     for group in groups:
         GroupHistory.objects.create(group_id=group[0], kind="created", rule="bench")
         if group[11]:
@@ -463,6 +425,7 @@ def seed(count: int, per: int, exceptions: int, now: datetime) -> dict[str, int]
 
     from notifwatch.accounts.models import Membership, Team
     from notifwatch.deliveries.models import DeliveryEvent, NotificationRef
+    from notifwatch.deliveries.recording import EVENT_COLUMNS
     from notifwatch.ingest.models import Source
 
     postgresql = connection.vendor == "postgresql"
@@ -492,30 +455,9 @@ def seed(count: int, per: int, exceptions: int, now: datetime) -> dict[str, int]
     sources = dict(Source.objects.values_list("slug", "pk"))
     providers = [sources[slug] for slug, _, _ in overview_bench.PROVIDERS]
     started = time.perf_counter()
+    # The columns ingest itself copies delivery events with.
     stats["delivery events"] = overview_bench.copy_rows(
-        DeliveryEvent,
-        (
-            "id",
-            "notification_id",
-            "source_id",
-            "raw_event_id",
-            "item_index",
-            "event_id",
-            "event_type",
-            "occurred_at",
-            "received_at",
-            "attempt",
-            "provider",
-            "provider_message_id",
-            "error_code",
-            "error_message",
-            "reason_key",
-            "reason_category",
-            "permanent",
-            "duplicate_count",
-            "payload",
-        ),
-        seeder.event_rows(providers),
+        DeliveryEvent, EVENT_COLUMNS, seeder.event_rows(providers)
     )
     step("delivery events", started)
 

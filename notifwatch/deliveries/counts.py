@@ -138,6 +138,14 @@ def notification_buckets(
     )
 
 
+def within(field: str, spans: list[tuple[datetime, datetime | None]]) -> Q:
+    """`field` in any of the [start, end) spans; an end of None means "and everything after"."""
+    where = Q()
+    for start, end in spans:
+        where |= Q(**{f"{field}__gte": start}, **({f"{field}__lt": end} if end else {}))
+    return where
+
+
 def merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
     """Non-empty spans, in order, with overlapping or touching ones joined."""
     joined: list[tuple[datetime, datetime]] = []
@@ -193,11 +201,8 @@ def live_buckets(
     """The same rows counted from the notifications that started in the [start, end) spans:
     one pass over them, on the first_event_at index."""
     in_last_day = ExpressionWrapper(Q(first_event_at__gte=day_start), BooleanField())
-    started = Q()
-    for start, end in spans:
-        started |= Q(first_event_at__gte=start, first_event_at__lt=end)
     return list(
-        Notification.objects.filter(started)
+        Notification.objects.filter(within("first_event_at", spans))
         .annotate(
             bucket=PeriodStart("first_event_at", origin, hours * 60),
             last_day=in_last_day,
@@ -300,11 +305,8 @@ def recount(spans: list[tuple[datetime, datetime | None]]) -> int:
     """
     if not spans:
         return 0
-    where = Q()
-    for start, end in spans:
-        where |= Q(first_event_at__gte=start, **({"first_event_at__lt": end} if end else {}))
     counted_rows = (
-        Notification.objects.filter(where)
+        Notification.objects.filter(within("first_event_at", spans))
         .annotate(
             period=PeriodStart("first_event_at", EPOCH, PERIOD.seconds // 60),
             sender=Cast("source_id", BigIntegerField()),
@@ -321,11 +323,8 @@ def add_up(spans: list[tuple[datetime, datetime | None]]) -> int:
     """The periods' totals over sources and channels, from the rows just counted."""
     if not spans:
         return 0
-    where = Q()
-    for start, end in spans:
-        where |= Q(period_start__gte=start, **({"period_start__lt": end} if end else {}))
     totals = (
-        NotificationCount.objects.filter(where)
+        NotificationCount.objects.filter(within("period_start", spans))
         .values("period_start")
         .annotate(**{name: Sum(name) for name in COUNTED})
         .values_list("period_start", *COUNTED)
