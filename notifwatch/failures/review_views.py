@@ -27,6 +27,7 @@ from notifwatch.failures.reviews import (
     finish_review,
     last_completed_review,
     next_undecided,
+    routed_new_items,
     start_review,
     week_start,
 )
@@ -336,7 +337,7 @@ def review_context(
         "shortcuts": DECISIONS,
     }
     ctx["undecided"] = ctx["total"] - ctx["decided"]
-    ctx["routed"] = routed_summary(items)
+    ctx["routed"] = routed_summary(review) if can_change else None
     index = next((i for i, item in enumerate(items) if current and item.pk == current.pk), None)
     if index is None:
         return ctx
@@ -369,19 +370,20 @@ def review_context(
     return ctx
 
 
-def routed_summary(items: list[ReviewItem]) -> dict | None:
-    """The routed new exceptions that one click can confirm: how many, and per team."""
-    teams: dict[str, int] = {}
-    for item in items:
-        group = item.group
-        routed = group.team_id and group.status == "assigned" and not group.merged_into_id
-        if not item.decision and item.reason_on_agenda == "new" and routed:
-            teams[group.team.name] = teams.get(group.team.name, 0) + 1
+def routed_summary(review: Review) -> dict | None:
+    """The new exceptions that one click can keep with their team: how many, and per team."""
+    teams = dict(
+        routed_new_items(review)
+        .values("group__team__name")
+        .annotate(n=Count("id"))
+        .values_list("group__team__name", "n")
+        .order_by("group__team__name")
+    )
     if not teams:
         return None
     return {
         "count": sum(teams.values()),
-        "teams": " · ".join(f"{name} {n}" for name, n in sorted(teams.items())),
+        "teams": " · ".join(f"{name} {n}" for name, n in teams.items()),
     }
 
 
