@@ -136,22 +136,39 @@ def record_events(source_id: int, pending: list[PendingEvent]) -> RecordResult:
     with transaction.atomic():
         resolve_targets(source_id, pending)
         existing = existing_notifications({p.target for p in pending})
-        stored = dict(
-            DeliveryEvent.objects.filter(
+        stored = {
+            row[0]: (row[1], row[2], (row[3], row[4]))
+            for row in DeliveryEvent.objects.filter(
                 source_id=source_id, event_id__in={p.event.event_id for p in pending}
-            ).values_list("event_id", "raw_event_id")
-        )
+            ).values_list(
+                "event_id",
+                "raw_event_id",
+                "notification_id",
+                "notification__source_id",
+                "notification__notification_key",
+            )
+        }
         fresh: list[PendingEvent] = []
-        fresh_ids: set[str] = set()
-        repeats: dict[tuple[str, Target], int] = defaultdict(int)
+        first_target: dict[str, Target] = {}
+        repeats: dict[str, int] = defaultdict(int)
+        # A repeat counts against the notification that holds the event: stored, or new here.
+        repeat_of: dict[str, int | Target] = {}
         for item in pending:
             event_id = item.event.event_id
-            if event_id in fresh_ids or event_id in stored:
-                # Reprocessing the very raw event that stored it is not a repeat delivery.
-                if event_id in fresh_ids or stored[event_id] != item.raw_event_id:
-                    repeats[(event_id, item.target)] += 1
+            if event_id in first_target:
+                refuse_conflict(item, first_target[event_id])
+                repeats[event_id] += 1
+                repeat_of[event_id] = first_target[event_id]
                 continue
-            fresh_ids.add(event_id)
+            if event_id in stored:
+                raw_event_id, notification_id, target = stored[event_id]
+                refuse_conflict(item, target)
+                # Reprocessing the very raw event that stored it is not a repeat delivery.
+                if raw_event_id != item.raw_event_id:
+                    repeats[event_id] += 1
+                    repeat_of[event_id] = notification_id
+                continue
+            first_target[event_id] = item.target
             fresh.append(item)
 
         new_targets = sorted({p.target for p in fresh} - set(existing))
@@ -205,7 +222,11 @@ def record_events(source_id: int, pending: list[PendingEvent]) -> RecordResult:
             EVENT_COLUMNS,
             [tuple(db_value(row[c]) for c in EVENT_COLUMNS) for row in event_rows],
         )
-        record_repeats(source_id, repeats, ids)
+        record_repeats(
+            source_id,
+            repeats,
+            {eid: ids[of] if isinstance(of, tuple) else of for eid, of in repeat_of.items()},
+        )
         count_unknown_codes(
             (row["provider"], row["error_code"], row["error_message"], row["occurred_at"])
             for row in event_rows
@@ -215,6 +236,31 @@ def record_events(source_id: int, pending: list[PendingEvent]) -> RecordResult:
         resettle(({ids[p.target] for p in fresh} - new_ids) | adopted, now, identity)
         add_refs(fresh, ids, new_ids)
     return RecordResult(new=len(fresh), duplicates=sum(repeats.values()))
+
+
+class EventConflict(ValueError):
+    """One event id names two different notifications: bad input, never half-recorded."""
+
+    def __init__(self, item: PendingEvent, message: str):
+        super().__init__(message)
+        self.item = item
+        self.field = "event_id"
+        self.message = message
+
+
+def refuse_conflict(item: PendingEvent, target: Target) -> None:
+    """An event id already used for another notification key is a sender's mistake.
+
+    Provider callbacks are exempt: their notification is found by provider message id and may
+    legitimately move (a callback adopted by its send record), and the provider names the id.
+    """
+    if item.join_by_message_id or item.target == target:
+        return
+    raise EventConflict(
+        item,
+        f"{item.event.event_id!r} was already used for notification_key {target[1]!r}, "
+        f"not {item.event.notification_key!r}; an event id names one event of one notification",
+    )
 
 
 def resolve_targets(source_id: int, pending: list[PendingEvent]) -> None:
@@ -364,7 +410,7 @@ def db_value(value):
     return value
 
 
-def record_repeats(source_id: int, repeats: dict[tuple[str, Target], int], ids: dict) -> None:
+def record_repeats(source_id: int, repeats: dict[str, int], notification_of: dict) -> None:
     """Repeated events only bump counters, in SQL, never read-modify-write."""
     if not repeats:
         return
@@ -372,11 +418,11 @@ def record_repeats(source_id: int, repeats: dict[tuple[str, Target], int], ids: 
         DeliveryEvent,
         "duplicate_count",
         "source_id = %s AND event_id = %s",
-        [(count, source_id, event_id) for (event_id, _), count in repeats.items()],
+        [(count, source_id, event_id) for event_id, count in repeats.items()],
     )
     per_notification: dict[int, int] = defaultdict(int)
-    for (_, target), count in repeats.items():
-        per_notification[ids[target]] += count
+    for event_id, count in repeats.items():
+        per_notification[notification_of[event_id]] += count
     update_counter(
         Notification,
         "duplicate_events",

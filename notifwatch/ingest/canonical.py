@@ -81,8 +81,17 @@ def text(value, field_name: str, limit: int = MAX_KEY) -> str:
         return ""
     if isinstance(value, bool) or isinstance(value, (dict, list)):
         raise FieldProblem(field_name, f"expected text, got {type(value).__name__}")
-    # PostgreSQL text cannot hold NUL; a stray one must not sink a whole batch.
-    return str(value).replace("\x00", "").strip()[:limit]
+    value = str(value)
+    if "\x00" in value:
+        # PostgreSQL text cannot hold NUL, and dropping it would merge "q\0k" with "qk".
+        raise FieldProblem(field_name, "contains a NUL character (\\u0000)")
+    return value.strip()[:limit]
+
+
+# Outside these an event time is a sender's bug (epoch 0 from an empty field, a year 99999),
+# and some of them cannot be converted between time zones or stored by every database.
+EARLIEST_EVENT = datetime(1970, 1, 2, tzinfo=UTC)
+LATEST_EVENT = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def parse_occurred_at(value) -> datetime:
@@ -94,21 +103,43 @@ def parse_occurred_at(value) -> datetime:
     if isinstance(value, str) and re.fullmatch(r"\d{9,13}(\.\d+)?", value.strip()):
         value = float(value)
     if isinstance(value, (int, float)):
-        seconds = value / 1000 if value > 100_000_000_000 else value
         try:
-            return datetime.fromtimestamp(seconds, tz=UTC)
+            seconds = value / 1000 if value > 100_000_000_000 else value
+            parsed = datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:
-            raise FieldProblem("occurred_at", f"epoch value {value!r} is out of range") from exc
-    if not isinstance(value, str):
+            raise FieldProblem(
+                "occurred_at", f"epoch value {short(value)} is out of range"
+            ) from exc
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise FieldProblem(
+                "occurred_at", f"{value[:40]!r} is not an ISO 8601 timestamp"
+            ) from exc
+        if parsed.tzinfo is None:
+            # A timestamp without an offset is read as UTC, the convention of most log writers.
+            parsed = parsed.replace(tzinfo=UTC)
+    else:
         raise FieldProblem("occurred_at", f"expected a timestamp, got {type(value).__name__}")
     try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise FieldProblem("occurred_at", f"{value[:40]!r} is not an ISO 8601 timestamp") from exc
-    if parsed.tzinfo is None:
-        # A timestamp without an offset is read as UTC, the convention of most log writers.
-        parsed = parsed.replace(tzinfo=UTC)
+        in_range = EARLIEST_EVENT <= parsed <= LATEST_EVENT
+    except OverflowError:
+        in_range = False
+    if not in_range:
+        raise FieldProblem(
+            "occurred_at", f"{short(value)} is out of range (expected between 1970 and 2100)"
+        )
     return parsed
+
+
+def short(value) -> str:
+    """A value for an error message: never huge, never itself an error (5,000-digit ints)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return "a number too large to show"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def parse_status(value) -> str:

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import math
 from typing import Any
 
 BOM = b"\xef\xbb\xbf"
@@ -20,8 +21,21 @@ def reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def finite_float(literal: str) -> float:
+    number = float(literal)
+    if math.isinf(number):
+        # 1e400 would be read as infinity, which no JSON column can store.
+        raise ValueError(f"the number {literal[:40]} is too large")
+    return number
+
+
 def strict_loads(text: str) -> Any:
-    return json.loads(text, parse_constant=reject_constant)
+    """JSON without NaN, Infinity or numbers too large for a float; depth bounded by Python's
+    recursion limit, reported as a readable ValueError instead of a crash."""
+    try:
+        return json.loads(text, parse_constant=reject_constant, parse_float=finite_float)
+    except RecursionError:
+        raise ValueError("nested too deeply to be read") from None
 
 
 def content_hash(data: bytes) -> str:

@@ -2,18 +2,22 @@
 
 import hashlib
 import json
+import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, DataError, transaction
 from django.utils import timezone
 
-from notifwatch.deliveries.recording import PendingEvent, record_events
+from notifwatch.deliveries.recording import EventConflict, PendingEvent, record_events
 from notifwatch.ingest.canonical import FieldProblem, canonical_events
 from notifwatch.ingest.mapping import Ignored, Mapping
 from notifwatch.ingest.models import Outcome, RawEvent, Source, Transport
 from notifwatch.ingest.parsing import BodyProblem, parse_json_line, records_from_body
 from notifwatch.ingest.providers import adapter_for
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,10 +28,64 @@ class Interpretation:
 
 
 def record_hash(record: Any) -> str:
-    """Same content, same id: a record re-posted without an event id is recognised."""
-    return hashlib.sha256(
-        json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    ).hexdigest()
+    """Same content, same id: a record re-posted without an event id is recognised.
+
+    Raises FieldProblem for text no database can store (a lone surrogate, a NUL character):
+    the record is quarantined whole instead of being changed or half-stored.
+    """
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:
+        raise unstorable_text(record) from None
+    if ESCAPED_NUL.search(text):
+        raise unstorable_text(record)
+    return hashlib.sha256(data).hexdigest()
+
+
+# JSON's own escape of U+0000 (an odd number of backslashes before "u0000").
+ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def unstorable_text(record: Any) -> FieldProblem:
+    path, value = first_unstorable(record, "")
+    what = (
+        "a NUL character (\\u0000)"
+        if "\x00" in value
+        else "a lone surrogate (half of a UTF-16 pair)"
+    )
+    return FieldProblem(path or "(record)", f"contains {what}, which cannot be stored as text")
+
+
+def first_unstorable(value: Any, path: str) -> tuple[str, str]:
+    """Where the first text with a NUL or a lone surrogate is (keys count as text too)."""
+    if isinstance(value, str):
+        return (path, value) if not storable(value) else ("", "")
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and not storable(key):
+            return where, key
+        found = first_unstorable(item, where)
+        if found[0]:
+            return found
+    return "", ""
+
+
+def storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def interpret(
@@ -106,28 +164,65 @@ def interpret_raw(raw: RawEvent) -> Interpretation:
 
 
 def process_raw_event(raw: RawEvent) -> RawEvent:
-    """Interpret one stored raw event, all or nothing: any unreadable item quarantines it."""
+    """Interpret one stored raw event, all or nothing: any unreadable item quarantines it.
+
+    Whatever the sender put in the body ends as an outcome with a readable reason; only a
+    crash of our own or a database going away leaves the row `received` for the worker's retry.
+    """
     try:
         found = interpret_raw(raw)
     except BodyProblem as problem:
-        return finish(
-            raw,
-            Outcome.QUARANTINED,
-            problems=[{"index": problem.index, "field": None, "message": problem.message}],
-        )
+        return quarantine(raw, problem.index, None, problem.message)
+    except DatabaseError:
+        raise
+    except RecursionError:
+        return quarantine(raw, None, None, "nested too deeply to be read")
+    except Exception as exc:
+        # An adapter meeting a shape it does not know (or a value out of every range) is
+        # a property of this body: it is kept and explained, and reprocessing retries it.
+        logger.warning("raw event %s could not be read", raw.pk, exc_info=True)
+        return quarantine(raw, None, None, f"could not be read: {unreadable_reason(exc)}")
     many = len({p.item_index for p in found.pending}) + len(found.problems) > 1
     if found.problems:
         return finish(raw, Outcome.QUARANTINED, problems=found.problems, many=many)
-    with transaction.atomic():
-        result = record_events(raw.source_id, found.pending)
-        if found.pending and result.new == 0:
-            outcome = Outcome.DUPLICATE
-        elif found.pending:
-            outcome = Outcome.PARSED
-        else:
-            outcome = Outcome.IGNORED
-        reason = "; ".join(sorted(set(found.ignored)))[:500] if outcome == Outcome.IGNORED else ""
-        return finish(raw, outcome, count=result.new, reason=reason)
+    try:
+        # The events and the raw row's outcome commit together: a crash in between would
+        # otherwise leave recorded events under a row that still says `received`.
+        with transaction.atomic():
+            result = record_events(raw.source_id, found.pending)
+            if found.pending and result.new == 0:
+                outcome = Outcome.DUPLICATE
+            elif found.pending:
+                outcome = Outcome.PARSED
+            else:
+                outcome = Outcome.IGNORED
+            ignored = "; ".join(sorted(set(found.ignored)))[:500]
+            reason = ignored if outcome == Outcome.IGNORED else ""
+            return finish(raw, outcome, count=result.new, reason=reason)
+    except EventConflict as conflict:
+        index = conflict.item.item_index if many else None
+        return quarantine(raw, index, conflict.field, conflict.message)
+    except DataError as exc:
+        # A value the database refuses (out of its range) is the body's, not an outage.
+        return quarantine(raw, None, None, f"a value could not be stored: {first_line(exc)}")
+
+
+def quarantine(raw: RawEvent, index: int | None, field_name: str | None, message: str) -> RawEvent:
+    return finish(
+        raw,
+        Outcome.QUARANTINED,
+        problems=[{"index": index, "field": field_name, "message": message[:500]}],
+        many=index is not None,
+    )
+
+
+def unreadable_reason(exc: Exception) -> str:
+    message = first_line(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
 def finish(
