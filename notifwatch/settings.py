@@ -167,6 +167,8 @@ TASKS = {
 # Ingest limits: a request body larger than this is answered 413 (and not stored).
 NOTIFWATCH_MAX_BODY_BYTES = int(os.environ.get("NOTIFWATCH_MAX_BODY_BYTES", 5 * 1024 * 1024))
 DATA_UPLOAD_MAX_MEMORY_SIZE = NOTIFWATCH_MAX_BODY_BYTES + 1024
+# Refused webhook calls kept (truncated) per source and hour; beyond that they are only counted.
+NOTIFWATCH_REFUSED_BODIES_PER_HOUR = int(os.environ.get("NOTIFWATCH_REFUSED_BODIES_PER_HOUR", 100))
 
 if not DEBUG:
     SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)

@@ -109,3 +109,23 @@ class RawEvent(models.Model):
 
     def body_text(self) -> str:
         return bytes(self.body).decode("utf-8", errors="replace")
+
+
+class RefusedCallTally(models.Model):
+    """Refused calls counted but not stored: a flood of unsigned calls must not fill the raw
+    table. The first calls of each hour are kept as rejected raw events to inspect; the rest
+    only add to this hour's count (an upsert in SQL)."""
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="refused_tallies")
+    hour = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+    last_at = models.DateTimeField()
+    last_reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "hour"], name="refused_tally_once_per_hour")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} {self.hour:%Y-%m-%d %H}:00 {self.count} refused, not stored"

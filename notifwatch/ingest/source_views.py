@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count, Max, Min, OuterRef, Subquery
+from django.db.models import Count, Max, Min, OuterRef, Subquery, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,7 +19,7 @@ from notifwatch.accounts.models import Role
 from notifwatch.deliveries.models import Notification
 from notifwatch.ingest.actions import TOKEN_KINDS, rotate_token, set_mapping
 from notifwatch.ingest.forms import MappingForm, mapping_text
-from notifwatch.ingest.models import Outcome, RawEvent, Source, SourceKind
+from notifwatch.ingest.models import Outcome, RawEvent, RefusedCallTally, Source, SourceKind
 from notifwatch.ingest.providers import SetupHelp, adapter_for
 from notifwatch.ingest.tasks import reprocess_source
 
@@ -103,6 +103,18 @@ def source_facts(sources: list[Source]) -> list[SourceFacts]:
     ):
         f = facts[row["source_id"]]
         f.rejected, f.rejected_since, f.rejected_reason = row["n"], row["since"], row["reason"]
+    # Calls beyond the stored ones of a flood are only counted (ingest.views.tally_refused_call).
+    for row in (
+        RefusedCallTally.objects.filter(
+            source_id__in=facts, hour__gte=timezone.now() - REJECTED_WINDOW
+        )
+        .values("source_id")
+        .annotate(n=Sum("count"), since=Min("hour"))
+        .order_by()
+    ):
+        f = facts[row["source_id"]]
+        f.rejected += row["n"]
+        f.rejected_since = min(filter(None, (f.rejected_since, row["since"])))
     for f in facts.values():
         adapter = adapter_for(f.source.kind)
         f.setup = adapter.setup if adapter else None

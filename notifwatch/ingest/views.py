@@ -2,18 +2,27 @@
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from notifwatch.ingest import standard_webhooks
 from notifwatch.ingest.credentials import credential_hash
-from notifwatch.ingest.models import Outcome, Source, SourceKind, Transport
+from notifwatch.ingest.models import (
+    Outcome,
+    RawEvent,
+    RefusedCallTally,
+    Source,
+    SourceKind,
+    Transport,
+)
 from notifwatch.ingest.processing import process_raw_event, store_raw
 from notifwatch.ingest.providers import Rejected, adapter_for, stored_headers
 
@@ -43,12 +52,34 @@ def bearer_token(request: HttpRequest) -> str:
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
-def too_large(request: HttpRequest) -> bool:
+def content_length(request: HttpRequest) -> int:
     try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        return max(int(request.META.get("CONTENT_LENGTH") or 0), 0)
     except ValueError:
-        length = 0
-    return length > settings.NOTIFWATCH_MAX_BODY_BYTES
+        return 0
+
+
+def too_large(request: HttpRequest) -> bool:
+    return content_length(request) > settings.NOTIFWATCH_MAX_BODY_BYTES
+
+
+# A refused body is read and thrown away up to this size, so the sender's keep-alive
+# connection stays usable; gunicorn itself drains only 64 KB and then closes the connection
+# under a client that was told "keep-alive", whose next request then meets a closed socket.
+def drain_limit() -> int:
+    return max(4 * settings.NOTIFWATCH_MAX_BODY_BYTES, 1024 * 1024)
+
+
+def refuse_too_large(request: HttpRequest) -> JsonResponse:
+    remaining = min(content_length(request), drain_limit())
+    while remaining > 0:
+        chunk = request.read(min(remaining, 64 * 1024))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+    return error(
+        413, f"body larger than {settings.NOTIFWATCH_MAX_BODY_BYTES} bytes; send smaller batches"
+    )
 
 
 def error(status: int, message: str, **extra) -> JsonResponse:
@@ -69,6 +100,8 @@ def api_events(request: HttpRequest) -> HttpResponse:
     )
     if source is None:
         return error(401, "missing or unknown bearer token (Authorization: Bearer <source token>)")
+    if too_large(request):
+        return refuse_too_large(request)
     return receive(request, source, Transport.API)
 
 
@@ -80,21 +113,29 @@ def source_webhook(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method in ("HEAD", "GET"):
         # Some providers check the URL with a HEAD or GET request when it is configured.
         return HttpResponse()
-    if source.kind == SourceKind.JSON:
-        try:
-            authenticate_json_sender(source, request)
-        except Rejected as rejected:
-            return reject(request, source, rejected)
-        return receive(request, source, Transport.WEBHOOK)
     adapter = adapter_for(source.kind)
-    if adapter is None:
+    if adapter is None and source.kind != SourceKind.JSON:
         return error(404, f"no webhook adapter for kind {source.kind!r}")
     if too_large(request):
-        return error(413, f"body larger than {settings.NOTIFWATCH_MAX_BODY_BYTES} bytes")
+        return refuse_too_large(request)
+    # Read once, before any form parsing: a multipart parser reading the stream itself would
+    # leave nothing for the raw event to keep.
+    request.body  # noqa: B018
     try:
-        adapter.authenticate(source, request)
+        if adapter is None:
+            authenticate_json_sender(source, request)
+        else:
+            adapter.authenticate(source, request)
     except Rejected as rejected:
         return reject(request, source, rejected)
+    except DatabaseError:
+        raise
+    except Exception as exc:
+        # A body too broken to check its signature (a bad multipart boundary, say) is not
+        # trusted: it is refused and counted like any unverified call.
+        logger.info("webhook for %s could not be authenticated", source.slug, exc_info=True)
+        reason = f"the body could not be read to check it: {type(exc).__name__}"
+        return reject(request, source, Rejected(reason, status=400))
     return receive(request, source, Transport.WEBHOOK, adapter=adapter)
 
 
@@ -118,27 +159,48 @@ def reject(request: HttpRequest, source: Source, rejected: Rejected) -> HttpResp
         response = error(401, rejected.reason)
         response["WWW-Authenticate"] = challenge
         return response
-    store_raw(
-        source,
-        Transport.WEBHOOK,
-        request.body[:4096],
-        content_type=request.content_type or "",
-        headers=stored_headers(request),
-        outcome=Outcome.REJECTED,
-        reason=rejected.reason,
-    )
+    if keeps_refused_bodies(source):
+        store_raw(
+            source,
+            Transport.WEBHOOK,
+            request.body[:4096],
+            content_type=request.content_type or "",
+            headers=stored_headers(request),
+            outcome=Outcome.REJECTED,
+            reason=rejected.reason,
+        )
+    else:
+        tally_refused_call(source, rejected.reason)
     response = error(rejected.status, rejected.reason)
     if challenge:
         response["WWW-Authenticate"] = challenge
     return response
 
 
-def receive(request: HttpRequest, source: Source, transport: str, adapter=None) -> HttpResponse:
-    if too_large(request):
-        return error(
-            413,
-            f"body larger than {settings.NOTIFWATCH_MAX_BODY_BYTES} bytes; send smaller batches",
+def keeps_refused_bodies(source: Source) -> bool:
+    """The first refused calls of the hour are kept to inspect; a flood is only counted."""
+    since = timezone.now() - timedelta(hours=1)
+    kept = RawEvent.objects.filter(source=source, outcome=Outcome.REJECTED, received_at__gte=since)
+    limit = settings.NOTIFWATCH_REFUSED_BODIES_PER_HOUR
+    return kept[:limit].count() < limit
+
+
+def tally_refused_call(source: Source, reason: str) -> None:
+    now = timezone.now()
+    table = RefusedCallTally._meta.db_table
+    with connection.cursor() as cursor:
+        # One statement on SQLite and PostgreSQL alike; concurrent floods add, never overwrite.
+        cursor.execute(
+            f'INSERT INTO "{table}" (source_id, hour, count, last_at, last_reason) '
+            "VALUES (%s, %s, 1, %s, %s) "
+            "ON CONFLICT (source_id, hour) DO UPDATE SET "
+            f'count = "{table}".count + 1, last_at = excluded.last_at, '
+            "last_reason = excluded.last_reason",
+            [source.pk, now.replace(minute=0, second=0, microsecond=0), now, reason[:500]],
         )
+
+
+def receive(request: HttpRequest, source: Source, transport: str, adapter=None) -> HttpResponse:
     raw = store_raw(
         source,
         transport,
@@ -149,9 +211,11 @@ def receive(request: HttpRequest, source: Source, transport: str, adapter=None) 
     try:
         process_with_retry(raw)
     except Exception:
-        # The raw event is stored (outcome "received"); `manage.py reprocess` picks it up.
-        # 202, not 5xx: the sender must not resend what we already hold.
-        logger.exception("processing raw event %s failed; left as received", raw.pk)
+        # Every kind of bad input is quarantined by processing itself; what is left is a crash
+        # of ours or the database going away mid-way. The body is stored (outcome "received")
+        # and the worker's retry job processes it (and shows it if it keeps failing), so 202:
+        # the sender must not resend what we already hold.
+        logger.exception("processing raw event %s failed; left for the worker's retry", raw.pk)
         return JsonResponse({"stored": raw.pk, "status": "queued"}, status=202)
     if adapter is not None and raw.outcome != Outcome.QUARANTINED:
         reply = getattr(adapter, "reply", None)
