@@ -59,6 +59,8 @@ class Outcome(models.TextChoices):
     IGNORED = "ignored", "Ignored (not a delivery event)"
     QUARANTINED = "quarantined", "Quarantined"
     REJECTED = "rejected", "Rejected"
+    # Processing crashed (a bug, the database failing mid-way) on every automatic retry.
+    FAILED = "failed", "Could not be processed; kept for inspection"
 
 
 class RawEvent(models.Model):
@@ -80,6 +82,11 @@ class RawEvent(models.Model):
     reason = models.TextField(blank=True)
     event_count = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Automatic retries of a row a crash left `received` (ingest.tasks.retry_unprocessed_raw_events).
+    # Database defaults too: the importer writes raw rows with an explicit column list.
+    attempts = models.PositiveIntegerField(default=0, db_default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="", db_default="")
     # Set when retention removed the payload; the row (outcome, reason, hash) stays for counts
     # and so that a re-import of an old file is still recognised.
     payload_pruned_at = models.DateTimeField(null=True, blank=True)
@@ -96,6 +103,10 @@ class RawEvent(models.Model):
         indexes = [
             models.Index(fields=["source", "received_at"], name="raw_source_received"),
             models.Index(fields=["source", "outcome", "received_at"], name="raw_source_outcome"),
+            # The worker's retry pass reads the few rows still `received`, not the whole table.
+            models.Index(
+                fields=["received_at"], condition=Q(outcome="received"), name="raw_waiting"
+            ),
         ]
 
     def __str__(self) -> str:
