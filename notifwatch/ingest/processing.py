@@ -33,7 +33,13 @@ def record_hash(record: Any) -> str:
     Raises FieldProblem for text no database can store (a lone surrogate, a NUL character):
     the record is quarantined whole instead of being changed or half-stored.
     """
-    text = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text = json.dumps(
+            record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except ValueError:
+        # A provider's own JSON reader turned 1e400 into infinity, which no JSON column stores.
+        raise FieldProblem("(record)", "holds a number too large to store") from None
     try:
         data = text.encode()
     except UnicodeEncodeError:
@@ -217,8 +223,16 @@ def quarantine(raw: RawEvent, index: int | None, field_name: str | None, message
 
 
 def unreadable_reason(exc: Exception) -> str:
-    message = first_line(exc)
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    """Plain words first, the exception's own text after it for whoever fixes the adapter."""
+    if isinstance(exc, (OverflowError, OSError)):
+        words = "a number or timestamp is out of range"
+    elif isinstance(exc, KeyError):
+        words = f"the field {first_line(exc)} is missing"
+    elif isinstance(exc, (TypeError, AttributeError, IndexError)):
+        words = "a field does not have the shape the provider documents"
+    else:
+        words = first_line(exc) or "unexpected content"
+    return f"{words} ({type(exc).__name__}: {first_line(exc)})" if first_line(exc) else words
 
 
 def first_line(exc: Exception) -> str:
