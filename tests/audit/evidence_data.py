@@ -2,12 +2,12 @@
 
 from datetime import timedelta
 from types import SimpleNamespace
+from unittest import mock
 
 from django.utils import timezone
 
 from notifwatch.accounts.models import Team
 from notifwatch.audit.evidence import week_bounds
-from notifwatch.audit.models import AuditEntry
 from notifwatch.failures.models import FailureGroup, GroupHistory
 from notifwatch.failures.reviews import decide, finish_review, start_review, week_start
 from tests.reviews.data import bounces
@@ -30,11 +30,10 @@ def held_week(reviewer, source) -> SimpleNamespace:
     before = w.start - timedelta(days=2)
     w.billing = Team.objects.create(name="Billing")
 
-    w.old = bounces(source, "invoice", 2, before)
-    # Its creation happened last week: the audit trail and its history say so.
-    AuditEntry.objects.filter(target_type="failures.failuregroup", target_id=str(w.old.pk)).update(
-        at=before
-    )
+    # Its creation happened last week: the audit trail (append-only, so written then, on a
+    # clock set back) and its history say so.
+    with mock.patch("django.utils.timezone.now", return_value=before):
+        w.old = bounces(source, "invoice", 2, before)
     GroupHistory.objects.filter(group=w.old).update(at=before)
     FailureGroup.objects.filter(pk=w.old.pk).update(created_at=before)
 

@@ -3,6 +3,7 @@
 import io
 import json
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.core.management import call_command
@@ -15,6 +16,16 @@ from notifwatch.ingest.importer import import_path
 from notifwatch.ingest.models import RawEvent
 
 pytestmark = pytest.mark.django_db
+
+
+def record_audit_days_ago(days: int, count: int = 1) -> None:
+    """Audit entries written that long ago (entries cannot be backdated once written)."""
+    then = timezone.now() - timedelta(days=days)
+    with mock.patch("django.utils.timezone.now", return_value=then):
+        for n in range(count):
+            AuditEntry.objects.create(
+                actor_label="system", action="test.old", target_type="t", target_id=str(n)
+            )
 
 
 def age_everything(days: int) -> None:
@@ -55,21 +66,22 @@ def test_it_keeps_recent_payloads_and_audit_entries_by_default(
     import_path(
         inhouse_source, str(fixture_path("inhouse", "01_retry_503_timeout_then_delivered.jsonl"))
     )
-    AuditEntry.objects.update(at=timezone.now() - timedelta(days=4000))
+    record_audit_days_ago(4000)
 
     assert prune() == {"raw_payloads": 0, "event_payloads": 0, "audit_entries": 0}
-    assert AuditEntry.objects.filter(action="source.created").exists()
+    assert AuditEntry.objects.filter(action="test.old").exists()
     assert all(bytes(r.body) for r in RawEvent.objects.all())
 
 
 def test_it_deletes_audit_entries_only_past_an_admin_set_limit(inhouse_source, settings):
     settings.NOTIFWATCH_AUDIT_RETENTION_DAYS = 365
-    AuditEntry.objects.update(at=timezone.now() - timedelta(days=400))
-    old = AuditEntry.objects.count()
+    record_audit_days_ago(400, count=3)
+    recent = AuditEntry.objects.count() - 3  # source.created, written today
 
     out = io.StringIO()
     call_command("prune", stdout=out)
 
-    assert f"audit_entries {old}" in out.getvalue()
-    assert list(AuditEntry.objects.values_list("action", flat=True)) == ["retention.pruned"]
-    assert json.dumps(AuditEntry.objects.get().new)
+    assert "audit_entries 3" in out.getvalue()
+    assert not AuditEntry.objects.filter(action="test.old").exists()
+    assert AuditEntry.objects.filter(action="source.created").count() == recent
+    assert json.dumps(AuditEntry.objects.get(action="retention.pruned").new)
