@@ -119,6 +119,7 @@ def main(argv: list[str]) -> int:
         print(f"  replays: {len(again)} requests in {time.monotonic() - phase:.1f} s", flush=True)
         wait_for_received(deadline=time.monotonic() + 60)
         problems = check(app, requests, expected, answers, args.replays)
+        app.keep_logs = bool(problems)
     took = time.monotonic() - started
     return report(problems, total, expected, args.replays, took)
 

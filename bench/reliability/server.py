@@ -9,6 +9,7 @@ count what was stored); HTTP clients run in other processes and never touch the 
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -129,7 +130,13 @@ class AppServer:
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout: float = 60) -> None:
-        self.process = subprocess.Popen(
+        # Django logs to standard error: into the same file as gunicorn's own messages.
+        with open(self.log, "ab") as log:
+            self.process = self.spawn(log)
+        wait_for_health(self.base_url, time.monotonic() + timeout, self.process)
+
+    def spawn(self, log) -> subprocess.Popen:
+        return subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -144,15 +151,14 @@ class AppServer:
                 "--log-level",
                 "warning",
                 "--error-logfile",
-                str(self.log),
+                "-",
             ],
             cwd=ROOT,
             env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_for_health(self.base_url, time.monotonic() + timeout, self.process)
 
     def stop(self) -> None:
         if self.process is not None:
@@ -206,6 +212,8 @@ class App:
     server: AppServer
     worker: Worker | None
     log_dir: Path
+    # A check that failed sets this: its logs are kept for a look (else they are removed).
+    keep_logs: bool = False
 
     @property
     def base_url(self) -> str:
@@ -238,6 +246,7 @@ def running_app(
     log_dir = Path(tempfile.mkdtemp(prefix=f"nw-reliability-{name}-"))
     server = None
     background = None
+    app = None
     try:
         cluster.init()
         cluster.start()
@@ -256,7 +265,8 @@ def running_app(
             f"logs in {log_dir}",
             flush=True,
         )
-        yield App(cluster, url, credentials, server, background, log_dir)
+        app = App(cluster, url, credentials, server, background, log_dir)
+        yield app
     finally:
         if background is not None:
             background.stop()
@@ -268,6 +278,10 @@ def running_app(
             connections.close_all()
         if keep:
             print(f"  kept: cluster data in {cluster.root}, logs in {log_dir}")
+        elif app is not None and app.keep_logs:
+            print(f"  logs kept in {log_dir}")
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
         cluster.remove()
 
 
