@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import push_url
 
 from notifwatch.accounts.access import READ_ROLES, membership_of, role_required, sees_personal_data
-from notifwatch.accounts.masking import mask_recipient, mask_text
+from notifwatch.accounts.masking import mask_recipient, mask_text, shown_text
 from notifwatch.accounts.models import Role, Team
 from notifwatch.audit.downloads import EXPORT_ROLES, download
 from notifwatch.audit.filters import trail_url
@@ -706,7 +706,11 @@ def detail_context(request: HttpRequest, group: FailureGroup, **extra) -> dict:
 def explain(group: FailureGroup, personal: bool) -> Explanation:
     """The readable reason: the catalog's when there is one, else what the kind's facts say."""
     detail = group.detail if isinstance(group.detail, dict) else {}
-    show = (lambda text: text) if personal else mask_text
+
+    # Details quote ingest reasons, which can be as long as what a sender put in a field.
+    def show(text: str) -> str:
+        return shown_text(text, personal=personal)
+
     reason = reason_by_key(group.reason_key)
     source = str(group.source or "this source")
     what = " ".join(filter(None, [words(group.purpose), channel_words(group)])) or "Notifications"
@@ -835,7 +839,7 @@ def raw_said(group: FailureGroup, personal: bool) -> RawSaid | None:
     )
     if occurrence:
         n = occurrence.notification
-        message = n.error_message if personal else mask_text(n.error_message)
+        message = shown_text(n.error_message, personal=personal)
         url = reverse("notification_detail", args=[n.pk])
         return RawSaid(f"{n.provider or 'The provider'} said", n.error_code, message, url)
     occurrence = (
@@ -848,7 +852,7 @@ def raw_said(group: FailureGroup, personal: bool) -> RawSaid | None:
     )
     if occurrence:
         raw = occurrence.raw_event
-        message = raw.reason if personal else mask_text(raw.reason)
+        message = shown_text(raw.reason, personal=personal)
         url = reverse("raw_event_detail", args=[raw.pk])
         return RawSaid(f"Raw event #{raw.pk}", "", message, url)
     return None
@@ -905,9 +909,7 @@ def samples(group: FailureGroup, personal: bool) -> list[Occurrence]:
             n.purpose_words = words(n.purpose)
             row.url = reverse("notification_detail", args=[n.pk])
         elif row.raw_event is not None:
-            row.raw_event.reason = (
-                row.raw_event.reason if personal else mask_text(row.raw_event.reason)
-            )
+            row.raw_event.reason = shown_text(row.raw_event.reason, personal=personal)
             row.url = reverse("raw_event_detail", args=[row.raw_event_id])
         else:
             row.url = ""
@@ -943,7 +945,7 @@ def history_rows(group: FailureGroup, personal: bool) -> list[HistoryRow]:
             who=person(entry.actor) if entry.actor else f"System · {entry.rule or 'notifwatch'}",
             system=entry.actor is None,
             what=history_words(entry, teams, users),
-            comment=entry.comment if personal else mask_text(entry.comment),
+            comment=shown_text(entry.comment, personal=personal),
         )
         merged = (entry.new or {}) if entry.kind == HistoryKind.MERGED else {}
         other = merged.get("merged_into") or merged.get("merged_from")

@@ -23,7 +23,7 @@ from notifwatch.failures.reasons import reason_by_key
 from notifwatch.failures.views import occurrence_chart
 from notifwatch.ingest.importer import import_path
 from notifwatch.ingest.models import Outcome, RawEvent, Transport
-from notifwatch.ingest.processing import store_raw
+from notifwatch.ingest.processing import process_raw_event, store_raw
 from tests.exceptions.data import BOUNCE_MESSAGE, event, record_failures, send, simple_problem
 
 
@@ -418,3 +418,42 @@ def test_it_charts_the_occurrences_of_the_last_14_days(client, viewer, db):
     page = client.get(f"/exceptions/{pk}/").content.decode()
     assert "Occurrences, per 6 hours, last 14 days" in page
     assert '<svg class="bars"' in page
+
+
+# A megabyte planted in a field by anyone with a source token: one run of address characters
+# (quadratic for the old masking: the page ran a minute, then its worker was killed).
+PLANTED = "for ana.ruiz@example.com: " + "+1" * 500_000
+
+
+@pytest.fixture
+def planted(json_source) -> FailureGroup:
+    """A quarantined event whose reason quotes a megabyte, and its mapping-break exception."""
+    body = event("k-1", "bounced", "2025-03-14T10:00:00Z", "cus_1") | {"attempt": "x"}
+    raw = process_raw_event(store_raw(json_source, Transport.API, json.dumps(body).encode()))
+    assert raw.outcome == Outcome.QUARANTINED
+    # As long as a reason got before they were cut when stored: pages must not depend on that.
+    problem = {"index": None, "field": "attempt", "message": PLANTED}
+    RawEvent.objects.filter(pk=raw.pk).update(reason=PLANTED, problems=[problem])
+    detect_mapping_breaks(timezone.now() - timedelta(days=8))
+    return FailureGroup.objects.get()
+
+
+def test_it_shows_a_viewer_the_masked_start_of_a_megabyte_reason(client, viewer, planted):
+    assert len(planted.detail["pattern"]) > 500_000  # the explanation quotes it too
+    client.force_login(viewer)
+
+    content = page(client, planted)
+
+    assert "ana.ruiz@example.com" not in content
+    # The explanation, the raw text and the sample; the run is left out whole, not cut in two.
+    assert content.count("for a•••@example.com: … [1,000,001 more characters not shown]") == 3
+    assert "+1+1" not in content
+    assert len(content) < 100_000
+
+
+def test_it_shows_a_reviewer_the_start_of_a_megabyte_reason(client, reviewer, planted):
+    client.force_login(reviewer)
+    content = page(client, planted)
+    assert "for ana.ruiz@example.com: +1+1+1" in content
+    assert "more characters not shown]" in content
+    assert len(content) < 100_000
