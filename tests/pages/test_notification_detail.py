@@ -152,3 +152,53 @@ def test_it_escapes_what_the_source_sent(client, reviewer, json_source):
 def test_it_404s_for_an_unknown_notification(client, viewer, db):
     client.force_login(viewer)
     assert client.get(reverse("notification_detail", args=[999])).status_code == 404
+
+
+# A megabyte in a sender's text field: one run of address characters (quadratic for the old
+# masking, which ran a page for a minute until its worker was killed).
+PLANTED = "for ana.ruiz@example.com: " + "+1" * 500_000
+
+
+@pytest.fixture
+def planted(json_source) -> Notification:
+    """A bounce whose error message and an extra field of its record hold a megabyte each."""
+    sent = {
+        "event_id": "e1",
+        "occurred_at": "2025-03-14T10:00:00Z",
+        "notification_key": "k1",
+        "status": "sent",
+        "recipient": "ana.ruiz@example.com",
+    }
+    bounced = sent | {
+        "event_id": "e2",
+        "status": "bounced",
+        "error_code": "550",
+        "error_message": PLANTED,
+        "note": PLANTED,
+    }
+    body = json.dumps([sent, bounced]).encode()
+    assert process_raw_event(store_raw(json_source, Transport.API, body)).outcome == "parsed"
+    # Stored messages are cut at 1,000 characters; the page must not depend on it (rows stored
+    # before that, or by another way in).
+    notification = Notification.objects.get()
+    notification.events.filter(event_id="e2").update(error_message=PLANTED)
+    Notification.objects.update(error_message=PLANTED)
+    return notification
+
+
+def test_it_shows_a_viewer_the_masked_start_of_a_megabyte_message(client, viewer, planted):
+    client.force_login(viewer)
+    content = page(client, planted)
+    assert "ana.ruiz@example.com" not in content
+    # The verdict and the timeline; the run is left out whole, not cut in two.
+    assert content.count("for a•••@example.com: … [1,000,001 more characters not shown]") == 2
+    assert "+1+1" not in content
+    assert len(content) < 50_000
+
+
+def test_it_shows_a_reviewer_the_start_of_a_megabyte_payload(client, reviewer, planted):
+    client.force_login(reviewer)
+    content = page(client, planted)
+    assert content.count("for ana.ruiz@example.com: +1+1") == 3  # verdict, timeline, payload
+    assert content.count("more characters not shown]") == 3
+    assert len(content) < 100_000
