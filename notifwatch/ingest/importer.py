@@ -39,6 +39,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # zlib reads the gzip header and checks the CRC itself
 READ_CHUNK = 64 * 1024
 MAX_INFLATE = 1024 * 1024  # decompressed bytes per step: a gzip bomb cannot fill memory
+SALVAGE_STEP = 256
 # What reading one line may raise besides the readable problems (a parser's RecursionError,
 # an OverflowError from a date, a bug of ours): the line is quarantined with it, never the file.
 LINE_ERRORS = (ValueError, TypeError, LookupError, ArithmeticError, RecursionError, OSError)
@@ -140,11 +141,12 @@ class GzipStream(io.RawIOBase):
             if not data:
                 return b""
             self.in_member = True
+        before = self.inflater.copy()
         try:
             inflated = self.inflater.decompress(data, MAX_INFLATE)
         except zlib.error as exc:
             self.ended, self.problem, self.detail = True, "damaged", str(exc)
-            return b""
+            return salvage(before, data)
         if self.inflater.eof:
             # Concatenated members are one file (`cat a.gz b.gz`, or a log appended to).
             self.carry = self.inflater.unused_data
@@ -164,6 +166,18 @@ class GzipStream(io.RawIOBase):
         if not self.closed:
             self.compressed.close()
         super().close()
+
+
+def salvage(inflater, data: bytes) -> bytes:
+    """What inflates before the damage: a failing call returns nothing of what it inflated, so
+    the chunk is fed again a little at a time."""
+    inflated = []
+    for start in range(0, len(data), SALVAGE_STEP):
+        try:
+            inflated.append(inflater.decompress(data[start : start + SALVAGE_STEP]))
+        except zlib.error:
+            break
+    return b"".join(inflated)
 
 
 def open_input(path: str) -> BinaryIO:

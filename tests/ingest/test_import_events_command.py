@@ -9,6 +9,7 @@ import zlib
 import pytest
 from django.core.management import CommandError, call_command
 
+from notifwatch.audit.models import AuditEntry
 from notifwatch.deliveries.models import Notification
 from notifwatch.ingest.actions import save_source
 from notifwatch.ingest.models import Outcome, RawEvent
@@ -212,6 +213,8 @@ def test_it_imports_every_line_before_the_cut_of_a_truncated_gzip_and_says_where
         complete + 1: f"incomplete, the gzip file is truncated after line {complete}"
     }
     assert bytes(RawEvent.objects.get(outcome=Outcome.QUARANTINED).body) == partial
+    audit = AuditEntry.objects.get(action="source.imported")
+    assert audit.new["file_problems"] == [f"the gzip file is truncated after line {complete}"]
     raw_count = RawEvent.objects.count()
 
     again = run("inhouse", str(path), status=3)  # still cut: still said, nothing new stored

@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import zlib
 
 import pytest
 
@@ -35,6 +36,25 @@ def test_it_reads_every_line_before_garbage_and_calls_the_archive_damaged(tmp_pa
     assert lines == [(1, b'{"a": 1}', None), (2, b'{"a": 2}', None)]
     assert isinstance(problem, FileProblem)
     assert problem.message.startswith("the gzip file is damaged after line 2 (")
+
+
+def test_it_reads_every_line_inflated_before_a_damaged_byte(tmp_path):
+    original = b"".join(
+        b'{"n": %d, "check": "%08x"}\n' % (n, n * 2654435761 % 2**32) for n in range(3000)
+    )
+    packed = bytearray(gzip.compress(original))
+    damaged_at = len(packed) // 2
+    packed[damaged_at] ^= 0xFF
+    path = tmp_path / "damaged.jsonl.gz"
+    path.write_bytes(bytes(packed))
+    # The lines wholly inflated from the bytes before the damage cannot have been touched by it.
+    intact = zlib.decompressobj(wbits=31).decompress(bytes(packed[:damaged_at])).count(b"\n")
+
+    *lines, problem = lines_of(path)
+
+    assert intact > 1000
+    assert [line for _, line, _ in lines[:intact]] == original.splitlines()[:intact]
+    assert problem.message.startswith("the gzip file is damaged after line ")
 
 
 def test_it_calls_a_plain_file_named_gz_damaged_before_its_first_line(tmp_path):
