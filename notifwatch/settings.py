@@ -163,6 +163,12 @@ TASKS = {
         "BACKEND": os.environ.get("TASKS_BACKEND", "django_tasks_db.DatabaseBackend"),
     }
 }
+# A task RUNNING for longer than this lost its worker (killed, machine gone) and is queued
+# again by the worker's sweep; it must exceed the longest task.
+NOTIFWATCH_STALE_TASK_SECONDS = int(os.environ.get("NOTIFWATCH_STALE_TASK_SECONDS", 15 * 60))
+# A raw event that processing crashed on (left `received`) is retried by the worker this many
+# times with backoff, then marked failed and counted on its source page and the overview.
+NOTIFWATCH_RAW_RETRY_ATTEMPTS = int(os.environ.get("NOTIFWATCH_RAW_RETRY_ATTEMPTS", 5))
 
 # Ingest limits: a request body larger than this is answered 413 (and not stored).
 NOTIFWATCH_MAX_BODY_BYTES = int(os.environ.get("NOTIFWATCH_MAX_BODY_BYTES", 5 * 1024 * 1024))

@@ -47,6 +47,9 @@ REACHED_AT = tuple(COUNTED.index(s) for s in REACHED)
 UNSETTLED_AT = tuple(COUNTED.index(s) for s in UNSETTLED)
 FAILURES_AT = COUNTED.index("failures")
 CHANNEL_LABELS = dict(Channel.choices)
+# A raw event still `received` this long after it arrived was settled neither by its request
+# nor by the worker's retry (due a minute later, then every minute): the worker is stopped.
+UNPROCESSED_AFTER = timedelta(minutes=5)
 
 
 @dataclass
@@ -158,6 +161,31 @@ class SourceState:
 
 
 @dataclass
+class Unprocessed:
+    """A source with raw events that processing has not settled, for the health line."""
+
+    source: Source
+    failed: int  # an error on every automatic retry: they wait for a person
+    waiting: int  # still `received` after UNPROCESSED_AFTER
+    url: str
+
+    @property
+    def text(self) -> str:
+        parts = []
+        if self.failed:
+            parts.append(
+                f"{self.failed:,} raw event{'s' if self.failed != 1 else ''} could not be "
+                "processed (an error on every try)"
+            )
+        if self.waiting:
+            parts.append(
+                f"{self.waiting:,} raw event{'s' if self.waiting != 1 else ''} waiting over "
+                f"{UNPROCESSED_AFTER.seconds // 60} minutes to be processed"
+            )
+        return f"{self.source}: {' and '.join(parts)}"
+
+
+@dataclass
 class KindCount:
     kind: str
     label: str
@@ -204,6 +232,15 @@ class Overview:
     by_owner: list[OwnerCount]
     open_total: int
     unowned: int
+    unprocessed: list[Unprocessed] = field(default_factory=list)
+
+    @property
+    def unprocessed_waiting(self) -> bool:
+        return any(u.waiting for u in self.unprocessed)
+
+    @property
+    def unprocessed_failed(self) -> bool:
+        return any(u.failed for u in self.unprocessed)
 
     @property
     def silent(self) -> list[SourceState]:
@@ -237,7 +274,7 @@ class Overview:
 def build_overview(now: datetime | None = None) -> Overview:
     now = now or timezone.now()
     day_start, week_start = now - DAY, now - WEEK
-    known = all_sources(week_start)
+    known = all_sources(week_start, now)
     sources = [s for s in known if s.is_active]
 
     origin = chart_origin(week_start)
@@ -269,18 +306,24 @@ def build_overview(now: datetime | None = None) -> Overview:
         by_owner=owner_counts(open_rows),
         open_total=sum(r["n"] for r in open_rows),
         unowned=sum(r["unowned"] for r in open_rows),
+        unprocessed=[
+            Unprocessed(s, s.failed_raw or 0, s.waiting_raw or 0, source_url(s))
+            for s in known
+            if s.failed_raw or s.waiting_raw
+        ],
     )
 
 
 # --- Queries ------------------------------------------------------------------------------
 
 
-def all_sources(week_start: datetime) -> list[Source]:
-    """Sources with their last raw event and the week's unreadable ones.
+def all_sources(week_start: datetime, now: datetime | None = None) -> list[Source]:
+    """Sources with their last raw event, the week's unreadable ones and the unprocessed ones.
 
-    Both are correlated subqueries on the (source, received_at) and (source, outcome,
-    received_at) indexes: a probe per source, not a scan of the raw events.
+    Each is a correlated subquery on the (source, received_at) or (source, outcome,
+    received_at) index: a probe per source, not a scan of the raw events.
     """
+    now = now or timezone.now()
     raws = RawEvent.objects.filter(source=OuterRef("pk"))
     # Calls with a bad signature are not the source speaking (they have their own exception).
     last = raws.exclude(outcome=Outcome.REJECTED).order_by("-received_at").values("received_at")
@@ -291,9 +334,20 @@ def all_sources(week_start: datetime) -> list[Source]:
         .annotate(n=Count("id"))
         .values("n")
     )
+    failed = raws.filter(outcome=Outcome.FAILED).order_by().values("source")
+    waiting = (
+        raws.filter(outcome=Outcome.RECEIVED, received_at__lt=now - UNPROCESSED_AFTER)
+        .order_by()
+        .values("source")
+    )
     return list(
         Source.objects.only("id", "slug", "name", "kind", "is_active")
-        .annotate(last_received=Subquery(last[:1]), quarantined_week=Subquery(quarantined))
+        .annotate(
+            last_received=Subquery(last[:1]),
+            quarantined_week=Subquery(quarantined),
+            failed_raw=Subquery(failed.annotate(n=Count("id")).values("n")),
+            waiting_raw=Subquery(waiting.annotate(n=Count("id")).values("n")),
+        )
         .order_by("name", "slug")
     )
 

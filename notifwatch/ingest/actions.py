@@ -1,10 +1,16 @@
 """Every change to sources goes through these functions, each writing its audit entry."""
 
-from dataclasses import dataclass
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from notifwatch.audit.actions import record_audit
+from notifwatch.audit.models import AuditEntry
 from notifwatch.ingest.credentials import credential_hash, credential_hint, new_token
 from notifwatch.ingest.mapping import validate_mapping
 from notifwatch.ingest.models import Outcome, RawEvent, Source, SourceKind
@@ -130,41 +136,234 @@ def set_mapping(
         )
 
 
+# A reprocess run commits its rows and their audit entry chunk by chunk: a run killed mid-way
+# leaves the trail of what it did, and continuing it (same run id) starts after that.
+REPROCESS_CHUNK = 200
+REPROCESSED = "source.reprocessed"
+# The request that stored a raw event may still be processing it this long after; until then
+# neither the worker's retry nor a reprocess touches a `received` row.
+PROCESSING_GRACE = timedelta(seconds=60)
+FIXED_OUTCOMES = (Outcome.PARSED, Outcome.DUPLICATE, Outcome.IGNORED)
+ERRORS_PER_ENTRY = 5
+
+
 @dataclass
 class ReprocessResult:
-    attempted: int
-    outcomes: dict[str, int]
+    run: str
+    attempted: int = 0
+    fixed: int = 0  # now parsed, duplicate or ignored
+    left: int = 0  # still quarantined, with the reason of this try
+    failed: int = 0  # processing raised: the row stays as it was, the error recorded on it
+    outcomes: dict[str, int] = field(default_factory=dict)
+    done: bool = False
+    # Set when this call continued a run that had stopped after this raw event id.
+    resumed_after: int | None = None
+    at: datetime | None = None
+    actor_label: str = ""
+
+    def add(self, entry: dict) -> None:
+        self.attempted += entry.get("attempted", 0)
+        self.fixed += entry.get("fixed", 0)
+        self.left += entry.get("left", 0)
+        self.failed += entry.get("failed", 0)
+        for outcome, n in (entry.get("outcomes") or {}).items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + n
+        self.done = self.done or bool(entry.get("done"))
+
+    def as_dict(self) -> dict:
+        return {
+            "run": self.run,
+            "attempted": self.attempted,
+            "fixed": self.fixed,
+            "left": self.left,
+            "failed": self.failed,
+            "outcomes": self.outcomes,
+            "done": self.done,
+        }
+
+    @property
+    def words(self) -> str:
+        return f"{self.fixed} fixed, {self.left} still quarantined, {self.failed} failed"
+
+
+def waiting_raw_events(source: Source, now: datetime | None = None) -> QuerySet[RawEvent]:
+    """What a reprocess runs again: quarantined and failed rows, and `received` ones no request
+    is still processing."""
+    now = now or timezone.now()
+    return RawEvent.objects.filter(source=source).filter(
+        Q(outcome__in=[Outcome.QUARANTINED, Outcome.FAILED])
+        | Q(outcome=Outcome.RECEIVED, received_at__lt=now - PROCESSING_GRACE)
+    )
 
 
 def reprocess_quarantined(
-    source: Source, *, actor=None, actor_label: str = "system", limit: int | None = None
+    source: Source,
+    *,
+    actor=None,
+    actor_label: str = "system",
+    run: str | None = None,
+    chunk_size: int = REPROCESS_CHUNK,
 ) -> ReprocessResult:
-    """Run quarantined (and never-processed) raw events of a source through its current mapping."""
-    raws = (
-        RawEvent.objects.filter(source=source, outcome__in=[Outcome.QUARANTINED, Outcome.RECEIVED])
-        .select_related("source")
-        .order_by("id")
-    )
-    outcomes: dict[str, int] = {}
-    attempted = 0
-    # Ids first, then one at a time: each raw event settles in its own transaction.
-    ids = list(
-        raws.values_list("id", flat=True)[:limit] if limit else raws.values_list("id", flat=True)
-    )
-    for raw_id in ids:
-        raw = RawEvent.objects.select_related("source").get(pk=raw_id)
-        process_raw_event(raw)
-        outcomes[raw.outcome] = outcomes.get(raw.outcome, 0) + 1
-        attempted += 1
+    """Run a source's waiting raw events through its current mapping, every row once.
+
+    A row that raises is counted as failed, keeps its outcome and records the error; the run
+    goes on. Give `run` to continue a run that was killed after its last committed chunk.
+    """
+    run = run or uuid.uuid4().hex[:12]
+    before = run_entries(source, run).order_by("-id").values_list("new", flat=True).first()
+    while not reprocess_chunk(
+        source, run, actor=actor, actor_label=actor_label, chunk_size=chunk_size
+    ):
+        pass
+    result = run_result(source, run)
+    if before is not None and not before.get("done"):
+        result.resumed_after = before.get("to_id")
+    return result
+
+
+def reprocess_chunk(source: Source, run: str, *, actor, actor_label: str, chunk_size: int) -> bool:
+    """Reprocess the next chunk of run `run` with its audit entry; True once the run is done."""
     with transaction.atomic():
+        # The source row is the run's lock (on SQLite every transaction takes the write lock):
+        # two runners of one run take turns, each starting after the chunk the other committed.
+        # NO KEY: webhooks storing raw events of this source (a key-share lock) are not held up.
+        list(Source.objects.select_for_update(no_key=True).filter(pk=source.pk).values("pk"))
+        last = run_entries(source, run).order_by("-id").values_list("new", flat=True).first()
+        if last is not None and last.get("done"):
+            return True
+        cursor = last["to_id"] if last else 0
+        ids = list(
+            waiting_raw_events(source)
+            .filter(pk__gt=cursor)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:chunk_size]
+        )
+        entry = ReprocessResult(run=run)
+        errors = []
+        for raw_id in ids:  # one at a time: a body can be megabytes
+            raw = RawEvent.objects.select_related("source").get(pk=raw_id)
+            try:
+                with transaction.atomic():  # a savepoint: a crash undoes this row only
+                    process_raw_event(raw)
+            except Exception as exc:
+                record_processing_error(raw_id, exc)
+                entry.failed += 1
+                errors.append({"raw_event": raw_id, "error": error_line(exc)})
+                continue
+            entry.outcomes[raw.outcome] = entry.outcomes.get(raw.outcome, 0) + 1
+            if raw.outcome in FIXED_OUTCOMES:
+                entry.fixed += 1
+            else:
+                entry.left += 1
+        entry.attempted = len(ids)
+        done = len(ids) < chunk_size
+        chunk = (last or {}).get("chunk", 0) + 1
+        span = f"raw events #{ids[0]}–#{ids[-1]}" if ids else "no raw events"
         record_audit(
             actor=actor,
-            action="source.reprocessed",
+            action=REPROCESSED,
             target=source,
-            new={"attempted": attempted, "outcomes": outcomes},
+            new=entry.as_dict()
+            | {
+                "chunk": chunk,
+                "from_id": ids[0] if ids else None,
+                "to_id": ids[-1] if ids else cursor,
+                "done": done,
+                "errors": errors[:ERRORS_PER_ENTRY],
+            },
+            detail=(
+                f"Reprocess run {run}, part {chunk}{' (last)' if done else ''}: {span}: "
+                f"{entry.words}."
+            ),
             system_label=actor_label,
         )
-    return ReprocessResult(attempted=attempted, outcomes=outcomes)
+    return done
+
+
+def run_entries(source: Source, run: str) -> QuerySet[AuditEntry]:
+    return AuditEntry.objects.filter(
+        action=REPROCESSED,
+        target_type=source._meta.label_lower,
+        target_id=str(source.pk),
+        new__run=run,
+    )
+
+
+def run_result(source: Source, run: str) -> ReprocessResult:
+    """A run's totals, added up from its chunks' audit entries."""
+    result = ReprocessResult(run=run)
+    for new, at, label in (
+        run_entries(source, run).order_by("id").values_list("new", "at", "actor_label")
+    ):
+        result.add(new)
+        result.at, result.actor_label = at, label
+    return result
+
+
+def latest_reprocess(source: Source) -> ReprocessResult | None:
+    """The source's latest reprocess run (finished, running, or stopped part-way)."""
+    latest = (
+        AuditEntry.objects.filter(
+            action=REPROCESSED, target_type=source._meta.label_lower, target_id=str(source.pk)
+        )
+        .order_by("-id")
+        .values_list("new", flat=True)
+        .first()
+    )
+    if not isinstance(latest, dict) or not latest.get("run"):
+        return None  # an entry from before runs had ids
+    return run_result(source, latest["run"])
+
+
+def unfinished_run(source: Source) -> str | None:
+    """The id of the source's latest run if it stopped before its end (killed), else None."""
+    latest = latest_reprocess(source)
+    return latest.run if latest is not None and not latest.done else None
+
+
+def record_processing_error(raw_id: int, exc: BaseException) -> None:
+    """Keep on the row why processing raised; its outcome stays what it was."""
+    RawEvent.objects.filter(pk=raw_id).update(last_error=error_text(exc))
+
+
+def give_up_on_raw_event(raw_id: int, attempts: int, error: str, detail: str = "") -> bool:
+    """Mark a raw event `failed` once its automatic retries are spent; False if it moved on.
+
+    `error` is the one-line cause (shown as its reason), `detail` the traceback, if known.
+    """
+    with transaction.atomic():
+        fields = {"last_error": detail} if detail else {}
+        changed = RawEvent.objects.filter(
+            pk=raw_id, outcome=Outcome.RECEIVED, attempts=attempts
+        ).update(
+            outcome=Outcome.FAILED,
+            next_attempt_at=None,
+            processed_at=timezone.now(),
+            reason=(
+                f"could not be processed after {attempts} attempts ({error}); kept for "
+                "inspection: reprocess it once the cause is fixed"
+            )[:500],
+            **fields,
+        )
+        if changed:
+            record_audit(
+                actor=None,
+                action="raw_event.failed",
+                target=RawEvent.objects.only("id", "source_id", "outcome").get(pk=raw_id),
+                new={"attempts": attempts, "error": error},
+                system_label="worker",
+            )
+    return bool(changed)
+
+
+def error_line(exc: BaseException) -> str:
+    message = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {message}"[:300] if message else type(exc).__name__
+
+
+def error_text(exc: BaseException) -> str:
+    """The traceback, its end kept when long: where it happened and why."""
+    return "".join(traceback.format_exception(exc))[-4000:]
 
 
 def snapshot(source: Source) -> dict:

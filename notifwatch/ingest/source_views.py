@@ -17,16 +17,22 @@ from notifwatch.accounts.access import READ_ROLES, role_required, sees_personal_
 from notifwatch.accounts.masking import mask_text
 from notifwatch.accounts.models import Role
 from notifwatch.deliveries.models import Notification
-from notifwatch.ingest.actions import TOKEN_KINDS, rotate_token, set_mapping
+from notifwatch.ingest.actions import (
+    TOKEN_KINDS,
+    latest_reprocess,
+    rotate_token,
+    set_mapping,
+    waiting_raw_events,
+)
 from notifwatch.ingest.forms import MappingForm, mapping_text
 from notifwatch.ingest.models import Outcome, RawEvent, RefusedCallTally, Source, SourceKind
 from notifwatch.ingest.providers import SetupHelp, adapter_for
 from notifwatch.ingest.tasks import reprocess_source
 
 LATEST_QUARANTINED = 20
+LATEST_FAILED = 20
 # A raw body can be megabytes; the page shows the start of it.
 MAX_SHOWN_BODY = 256 * 1024
-WAITING = (Outcome.QUARANTINED, Outcome.RECEIVED)
 REJECTED_WINDOW = timedelta(days=7)
 
 
@@ -51,6 +57,11 @@ class SourceFacts:
     @property
     def quarantined(self) -> int:
         return self.by_outcome.get(Outcome.QUARANTINED, 0)
+
+    @property
+    def failed(self) -> int:
+        """Raw events processing crashed on every automatic retry: they wait for a person."""
+        return self.by_outcome.get(Outcome.FAILED, 0)
 
     @property
     def outcomes(self) -> list[tuple[str, str, int]]:
@@ -147,13 +158,21 @@ def detail_context(request: HttpRequest, source: Source, **extra) -> dict:
         .order_by("-received_at", "-id")
         .defer("body")[:LATEST_QUARANTINED]
     )
+    failed = list(
+        RawEvent.objects.filter(source=source, outcome=Outcome.FAILED)
+        .order_by("-received_at", "-id")
+        .defer("body", "last_error")[:LATEST_FAILED]
+    )
     if not sees_personal_data(request.user):
-        for raw in quarantined:
+        for raw in quarantined + failed:
             raw.reason = mask_text(raw.reason)
     ctx = {
         "source": source,
         "facts": source_facts([source])[0],
         "quarantined": quarantined,
+        "failed": failed,
+        "last_run": latest_reprocess(source),
+        "retry_attempts": settings.NOTIFWATCH_RAW_RETRY_ATTEMPTS,
         "mapping_text": mapping_text(source.mapping),
         "is_admin": is_admin(request),
         "form": MappingForm(initial={"mapping": mapping_text(source.mapping)}),
@@ -188,7 +207,7 @@ def source_mapping(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 def source_reprocess(request: HttpRequest, slug: str) -> HttpResponse:
     source = get_object_or_404(Source, slug=slug)
-    waiting = RawEvent.objects.filter(source=source, outcome__in=WAITING).count()
+    waiting = waiting_raw_events(source).count()
     if waiting:
         reprocess_source.enqueue(source.pk, request.user.pk)
         plural = "event" if waiting == 1 else "events"
@@ -229,6 +248,7 @@ def raw_event_detail(request: HttpRequest, pk: int) -> HttpResponse:
     problems = raw.problems if isinstance(raw.problems, list) else []
     if not personal:
         raw.reason = mask_text(raw.reason)
+        raw.last_error = mask_text(raw.last_error)
         problems = [
             {**p, "message": mask_text(str(p.get("message", "")))}
             for p in problems
@@ -243,6 +263,7 @@ def raw_event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "body_kind": body_kind,
         "body_size": len(raw.body),
         "body_cut": personal and len(raw.body) > MAX_SHOWN_BODY,
+        "retry_attempts": settings.NOTIFWATCH_RAW_RETRY_ATTEMPTS,
     }
     return render(request, "ingest/raw_event_detail.html", ctx)
 

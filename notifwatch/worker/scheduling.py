@@ -33,9 +33,6 @@ MAX_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 30 * 60
 
-# A task RUNNING for longer than this is taken to have lost its worker (killed, machine gone).
-# It must exceed the longest task; NOTIFWATCH_STALE_TASK_SECONDS overrides it.
-DEFAULT_STALE_TASK_SECONDS = 15 * 60
 # A task whose worker died this many times is marked failed instead of being run again.
 MAX_CLAIMS = 3
 
@@ -51,6 +48,7 @@ REGISTRY: tuple[Job, ...] = (
     Job("run_checks", "notifwatch.failures.detection.run_checks", 60),
     Job("refresh_counts", "notifwatch.deliveries.counts.refresh_notification_counts", 60),
     Job("sweep_stale_tasks", "notifwatch.worker.scheduling.sweep_stale_tasks", 60),
+    Job("retry_raw_events", "notifwatch.ingest.tasks.retry_unprocessed_raw_events", 60),
     Job("prune", "notifwatch.audit.retention.prune", 24 * 3600),
 )
 
@@ -61,7 +59,8 @@ def backoff_seconds(attempt: int) -> int:
 
 
 def stale_task_seconds() -> int:
-    return int(getattr(settings, "NOTIFWATCH_STALE_TASK_SECONDS", DEFAULT_STALE_TASK_SECONDS))
+    """A task RUNNING for longer than this lost its worker (NOTIFWATCH_STALE_TASK_SECONDS)."""
+    return settings.NOTIFWATCH_STALE_TASK_SECONDS
 
 
 def ensure_schedules(now: datetime | None = None, registry: tuple[Job, ...] = REGISTRY) -> None:

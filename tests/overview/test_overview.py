@@ -11,7 +11,8 @@ from notifwatch.failures.detection import detect_late
 from notifwatch.failures.grouping import Problem, record_problems
 from notifwatch.failures.models import Kind
 from notifwatch.ingest.actions import save_source
-from notifwatch.ingest.models import Outcome, RawEvent
+from notifwatch.ingest.models import Outcome, RawEvent, Transport
+from notifwatch.ingest.processing import store_raw
 
 INHOUSE = (
     "01_retry_503_timeout_then_delivered.jsonl",
@@ -224,3 +225,29 @@ def test_it_draws_the_week_in_local_three_hour_buckets(week):
     assert sum(int(row.total) for row in chart.table) == 9
     assert [s.total for s in chart.series] == [5, 1, 3]
     assert overview.chart_failures.total == 1
+
+
+def raw_left(source, received_ago: timedelta, outcome: str = Outcome.RECEIVED) -> None:
+    raw = store_raw(source, Transport.API, b'{"event_id": "e-1"}')
+    RawEvent.objects.filter(pk=raw.pk).update(
+        received_at=timezone.now() - received_ago, outcome=outcome
+    )
+
+
+def test_its_health_line_counts_raw_events_processing_has_not_settled(json_source, shop):
+    raw_left(json_source, timedelta(minutes=7))
+    raw_left(json_source, timedelta(seconds=30))  # its request may still be on it
+    raw_left(shop, timedelta(days=3), Outcome.FAILED)
+    raw_left(shop, timedelta(days=2), Outcome.FAILED)
+
+    overview = build_overview()
+
+    assert [u.text for u in overview.unprocessed] == [
+        "Billing sender: 1 raw event waiting over 5 minutes to be processed",
+        "Shop: 2 raw events could not be processed (an error on every try)",
+    ]
+    assert overview.unprocessed_waiting and overview.unprocessed_failed
+
+
+def test_its_health_line_is_quiet_when_everything_was_processed(week):
+    assert build_overview(week).unprocessed == []

@@ -6,11 +6,12 @@ from django.urls import reverse
 
 from notifwatch.audit.models import AuditEntry
 from notifwatch.deliveries.models import Notification
-from notifwatch.ingest.actions import save_source
+from notifwatch.ingest.actions import give_up_on_raw_event, save_source
 from notifwatch.ingest.credentials import credential_hash
 from notifwatch.ingest.importer import import_path
-from notifwatch.ingest.models import Outcome, RawEvent, Source
+from notifwatch.ingest.models import Outcome, RawEvent, Source, Transport
 from notifwatch.ingest.presets import load_preset
+from notifwatch.ingest.processing import store_raw
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -147,6 +148,10 @@ def test_it_reprocesses_quarantined_events_after_the_fix(client, admin_user, ren
     notification = Notification.objects.get(source=renamed_field_source)
     assert notification.final_status == "delivered"
     assert AuditEntry.objects.filter(action="source.reprocessed", actor=admin_user).exists()
+    # The run's counts stay on the page.
+    assert "by alice: 3 events tried — 3 fixed, 0 still quarantined, 0 failed." in (
+        response.content.decode()
+    )
 
 
 def test_it_reprocesses_over_htmx(client, admin_user, renamed_field_source):
@@ -160,6 +165,20 @@ def test_it_reprocesses_over_htmx(client, admin_user, renamed_field_source):
     assert "Raw event #" in content
     # The counts at the top of the page are refreshed alongside.
     assert '<div id="stats" hx-swap-oob="true">' in content
+
+
+def test_it_counts_and_lists_raw_events_that_could_not_be_processed(client, viewer, json_source):
+    raw = store_raw(json_source, Transport.API, b'{"recipient": "pat@example.com"}')
+    RawEvent.objects.filter(pk=raw.pk).update(attempts=5)
+    give_up_on_raw_event(raw.pk, 5, "OperationalError: pat@example.com locked")
+    client.force_login(viewer)
+
+    content = client.get(detail(json_source)).content.decode()
+
+    assert '<div class="stat-n">1</div><div class="stat-l">could not be processed' in content
+    assert reverse("raw_event_detail", args=[raw.pk]) in content
+    assert "could not be processed after 5 attempts (OperationalError: p" in content
+    assert "pat@example.com" not in content  # the reason is masked for a viewer
 
 
 def test_it_says_when_there_is_nothing_to_reprocess(client, admin_user, inhouse_source):

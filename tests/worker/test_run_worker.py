@@ -32,8 +32,15 @@ def registry_rows():
 
 def assert_runs_landed():
     rows = {s.name: s for s in Schedule.objects.all()}
-    # The sweep and the daily prune are created at start.
-    assert set(rows) == {"run_checks", "refresh_counts", "sweep_stale_tasks", "prune", "test_job"}
+    # The sweep, the raw events' retry and the daily prune are created at start.
+    assert set(rows) == {
+        "run_checks",
+        "refresh_counts",
+        "sweep_stale_tasks",
+        "retry_raw_events",
+        "prune",
+        "test_job",
+    }
     for name in ("test_job", "sweep_stale_tasks"):
         result = DBTaskResult.objects.get(pk=rows[name].last_result_id)
         assert result.status == TaskResultStatus.SUCCESSFUL, result.traceback

@@ -23,13 +23,20 @@ def test_run_checks_is_registered_every_minute():
     assert jobs["run_checks"].task_path == "notifwatch.failures.detection.run_checks"
     assert jobs["run_checks"].interval_seconds == 60
     assert jobs["sweep_stale_tasks"].interval_seconds == 60
+    assert jobs["retry_raw_events"].interval_seconds == 60
 
     now = timezone.now()
     ensure_schedules(now)
     ensure_schedules(now)  # a second worker starting: nothing new
 
     rows = {s.name: s for s in Schedule.objects.all()}
-    assert set(rows) == {"run_checks", "refresh_counts", "sweep_stale_tasks", "prune"}
+    assert set(rows) == {
+        "run_checks",
+        "refresh_counts",
+        "sweep_stale_tasks",
+        "retry_raw_events",
+        "prune",
+    }
     assert rows["run_checks"].task_path == "notifwatch.failures.detection.run_checks"
     assert rows["run_checks"].next_run_at == now  # due at once on the first start
     assert rows["run_checks"].enabled

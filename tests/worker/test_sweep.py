@@ -1,4 +1,8 @@
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -63,3 +67,37 @@ def test_a_stale_run_does_not_block_its_schedule():
     claimed_run("dead", timedelta(minutes=16), ["killed-worker"])
     Schedule.objects.update(next_run_at=timezone.now())
     assert enqueue_due() == ["dead"]  # the sweep deals with the old run
+
+
+def test_a_short_stale_timeout_from_the_settings_requeues_a_dead_workers_task(settings):
+    settings.NOTIFWATCH_STALE_TASK_SECONDS = 5
+    dead = claimed_run("dead", timedelta(seconds=10), ["killed-worker"])
+    busy = claimed_run("busy", timedelta(seconds=1), ["live-worker"])
+
+    # As the scheduled sweep calls it: no timeout given, the setting decides.
+    assert sweep_stale_tasks() == {"requeued": 1, "failed": 0}
+
+    dead.refresh_from_db()
+    busy.refresh_from_db()
+    assert dead.status == TaskResultStatus.READY
+    assert busy.status == TaskResultStatus.RUNNING
+
+
+@pytest.mark.parametrize(("value", "expected"), [("7", 7), (None, 15 * 60)])
+def test_the_stale_timeout_is_read_from_the_environment(value, expected):
+    env = {k: v for k, v in os.environ.items() if k != "NOTIFWATCH_STALE_TASK_SECONDS"}
+    if value is not None:
+        env["NOTIFWATCH_STALE_TASK_SECONDS"] = value
+    printed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from notifwatch import settings; print(settings.NOTIFWATCH_STALE_TASK_SECONDS)",
+        ],
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],  # the project, where `notifwatch` imports from
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert printed.strip() == str(expected)
