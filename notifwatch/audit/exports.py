@@ -53,6 +53,10 @@ titles and explanations are masked too (providers quote the recipient: "'To' num
 Business references (order, ticket, invoice ids) are not personal data and stay as they are.
 The audit trail is exported as recorded.
 
+Long text: an error message, title or explanation longer than ``CELL_CHARS`` (32,000)
+characters is cut there and ends with `` … [N more characters not shown]``; the raw event keeps
+the whole of what was received.
+
 Spreadsheet safety: every text cell of a CSV goes through ``csv_safe`` (OWASP CSV injection),
 so ``=HYPERLINK(...)`` from a payload arrives as text. JSON lines are not neutralised: they are
 not opened in spreadsheets.
@@ -78,7 +82,7 @@ from django.db import connection, transaction
 from django.db.models import Aggregate, OuterRef, Subquery, TextField
 from django.urls import reverse
 
-from notifwatch.accounts.masking import mask_recipient, mask_text
+from notifwatch.accounts.masking import mask_recipient, shown_text
 from notifwatch.audit.actions import actor_label, record_audit
 from notifwatch.audit.models import AuditEntry
 from notifwatch.deliveries.models import DeliveryEvent, Notification
@@ -89,6 +93,10 @@ from notifwatch.ingest.models import Source
 EXPORT_KINDS: tuple[str, ...] = ("notifications", "events", "exceptions", "audit")
 FORMATS: tuple[str, ...] = ("csv", "jsonl")
 CHUNK_SIZE = 2000
+# Free-text cells (error messages, titles, explanations) hold this many characters at most, then
+# a note of how many were left out: under a spreadsheet's 32,767 per cell, and masking a
+# megabyte-long text per row would stall an export.
+CELL_CHARS = 32_000
 
 NOTIFICATION_COLUMNS: list[str] = [
     "source",
@@ -380,7 +388,9 @@ def notification_row_converter(show_personal_data: bool):
         reason = readable(reason_key, category)
         if not show_personal_data:
             recipient = mask_recipient(recipient)
-            error_message = mask_text(error_message)
+            error_message = shown_text(error_message, personal=False, limit=CELL_CHARS)
+        elif len(error_message) > CELL_CHARS:
+            error_message = shown_text(error_message, personal=True, limit=CELL_CHARS)
         return [
             source,
             key,
@@ -450,8 +460,8 @@ def event_values(queryset):
 def event_row_converter(show_personal_data: bool):
     def convert(values: tuple) -> list:
         row = list(values)
-        if not show_personal_data:
-            row[10] = mask_text(row[10])  # error_message
+        if not show_personal_data or len(row[10]) > CELL_CHARS:
+            row[10] = shown_text(row[10], personal=show_personal_data, limit=CELL_CHARS)
         return row
 
     return convert
@@ -480,7 +490,9 @@ def exception_row_converter(show_personal_data: bool):
     # Imported here: the exception pages import these export functions for their downloads.
     from notifwatch.failures.views import explain
 
-    show = (lambda text: text) if show_personal_data else mask_text
+    def show(text: str) -> str:
+        return shown_text(text, personal=show_personal_data, limit=CELL_CHARS)
+
     base_url = settings.NOTIFWATCH_BASE_URL
 
     def convert(group: FailureGroup) -> list:

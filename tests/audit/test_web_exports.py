@@ -14,7 +14,7 @@ from notifwatch.audit.models import AuditEntry
 from notifwatch.deliveries.models import Notification
 from notifwatch.failures.actions import assign, set_status
 from notifwatch.failures.grouping import record_problems
-from notifwatch.failures.models import FailureGroup
+from notifwatch.failures.models import FailureGroup, Kind
 from notifwatch.failures.views import exception_notifications_export
 from notifwatch.ingest.actions import save_source
 from tests.conftest import make_user
@@ -285,3 +285,48 @@ def test_a_notification_page_links_to_its_own_audit_trail(client, auditor, admin
     url = link(client.get(f"/notifications/{notification.pk}/").content, "/audit/?")
     (entry,) = client.get(url).context["entries"]
     assert (entry.target_type, entry.target_id) == ("deliveries.notification", str(notification.pk))
+
+
+# --- long text ----------------------------------------------------------------------------------
+
+# Planted in a text field by anyone with a source token: one run of address characters, which
+# took the old masking about a minute per 100,000 characters (an export stopped after 233 rows).
+PLANTED = "for ana.ruiz@example.com: " + "+1" * 50_000
+
+
+def test_an_auditor_exports_every_row_of_long_messages(client, auditor, reviewer, json_source):
+    send(
+        json_source,
+        *(event(f"long-{n}", "failed", "2025-03-14T10:00:00Z", f"cus_{n}") for n in range(250)),
+    )
+    # Stored messages are cut at 1,000 characters; exports must not depend on it.
+    Notification.objects.update(error_message=PLANTED)
+    client.force_login(auditor)
+
+    rows = parse_csv(body(client.get("/notifications/export.csv", {"source": json_source.slug})))
+
+    assert len(rows) == 250
+    assert last_export().new["rows"] == 250
+    # Masked in the part kept; the run across the cut is left out whole.
+    assert {r["error_message"] for r in rows} == {
+        "for a•••@example.com: … [100,001 more characters not shown]"
+    }
+    client.force_login(reviewer)
+    (record, *_) = parse_jsonl(
+        body(client.get("/notifications/export.jsonl", {"source": json_source.slug}))
+    )
+    assert record["error_message"] == PLANTED[:32_000] + " … [68,026 more characters not shown]"
+
+
+def test_an_exception_of_a_long_reason_exports_masked_and_cut(client, auditor, db):
+    detail = {"field": "attempt", "pattern": PLANTED}
+    (pk,) = record_problems(
+        [simple_problem("long", 3, kind=Kind.MAPPING_BREAK, detail=detail)], rule="tests"
+    )
+    client.force_login(auditor)
+    (row,) = parse_csv(body(client.get("/exceptions/export.csv")))
+    assert row["exception_id"] == str(pk)
+    assert row["readable_reason"] == (
+        "Events from this source could not be read: "
+        "attempt for a•••@example.com: … [100,001 more characters not shown]."
+    )
