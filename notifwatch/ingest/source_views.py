@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from notifwatch.accounts.access import READ_ROLES, role_required, sees_personal_data
-from notifwatch.accounts.masking import mask_text
+from notifwatch.accounts.masking import shown_text
 from notifwatch.accounts.models import Role
 from notifwatch.deliveries.models import Notification
 from notifwatch.ingest.actions import (
@@ -33,6 +33,10 @@ LATEST_QUARANTINED = 20
 LATEST_FAILED = 20
 # A raw body can be megabytes; the page shows the start of it.
 MAX_SHOWN_BODY = 256 * 1024
+# A reason or problem can quote whatever a sender put in a field: on the raw event's page this
+# much of each, and this many problems (a 5 MB batch can hold 100,000 unreadable items).
+RAW_TEXT_CHARS = 20_000
+MAX_SHOWN_PROBLEMS = 100
 REJECTED_WINDOW = timedelta(days=7)
 
 
@@ -163,9 +167,9 @@ def detail_context(request: HttpRequest, source: Source, **extra) -> dict:
         .order_by("-received_at", "-id")
         .defer("body", "last_error")[:LATEST_FAILED]
     )
-    if not sees_personal_data(request.user):
-        for raw in quarantined + failed:
-            raw.reason = mask_text(raw.reason)
+    personal = sees_personal_data(request.user)
+    for raw in quarantined + failed:
+        raw.reason = shown_text(raw.reason, personal=personal)
     ctx = {
         "source": source,
         "facts": source_facts([source])[0],
@@ -246,17 +250,17 @@ def raw_event_detail(request: HttpRequest, pk: int) -> HttpResponse:
     personal = sees_personal_data(request.user)
     body, body_kind = pretty_body(bytes(raw.body)) if personal else ("", "")
     problems = raw.problems if isinstance(raw.problems, list) else []
-    if not personal:
-        raw.reason = mask_text(raw.reason)
-        raw.last_error = mask_text(raw.last_error)
-        problems = [
-            {**p, "message": mask_text(str(p.get("message", "")))}
-            for p in problems
-            if isinstance(p, dict)
-        ]
+    raw.reason = shown_text(raw.reason, personal=personal, limit=RAW_TEXT_CHARS)
+    raw.last_error = shown_text(raw.last_error, personal=personal, limit=RAW_TEXT_CHARS)
+    shown_problems = [
+        {**p, "message": shown_text(str(p.get("message", "")), personal=personal)}
+        for p in problems[:MAX_SHOWN_PROBLEMS]
+        if isinstance(p, dict)
+    ]
     ctx = {
         "raw": raw,
-        "problems": problems,
+        "problems": shown_problems,
+        "problems_left_out": max(len(problems) - MAX_SHOWN_PROBLEMS, 0),
         "headers": sorted(raw.headers.items()) if isinstance(raw.headers, dict) else [],
         "personal": personal,
         "body": body,

@@ -92,3 +92,42 @@ def test_it_shows_the_body_to_auditors_with_the_grant(client, auditor, hostile):
 def test_it_404s_for_an_unknown_raw_event(client, reviewer, db):
     client.force_login(reviewer)
     assert client.get(reverse("raw_event_detail", args=[999])).status_code == 404
+
+
+# A megabyte planted in a field by anyone with a source token: one run of address characters
+# (quadratic for the old masking, which ran a page for a minute until its worker was killed).
+PLANTED = "for ana.ruiz@example.com: " + "+1" * 500_000
+
+
+@pytest.fixture
+def planted(json_source) -> RawEvent:
+    """Quarantined: a batch of 150 unreadable items, the first quoting a megabyte."""
+    body = json.dumps({"event_id": "e1", "notification_key": "k1", "status": "sent"}).encode()
+    raw = process_raw_event(store_raw(json_source, Transport.API, body))
+    assert raw.outcome == Outcome.QUARANTINED
+    # As long as a reason got before they were cut when stored: pages must not depend on that.
+    problems = [{"index": n, "field": "attempt", "message": PLANTED} for n in range(150)]
+    RawEvent.objects.filter(pk=raw.pk).update(reason=PLANTED, problems=problems)
+    return raw
+
+
+def test_it_shows_a_viewer_the_masked_start_of_a_megabyte_reason(client, viewer, planted):
+    client.force_login(viewer)
+    content = client.get(url(planted)).content.decode()
+    assert "ana.ruiz@example.com" not in content
+    # The reason and the first 100 problems; each run is left out whole, not cut in two.
+    assert content.count("for a•••@example.com: … [1,000,001 more characters not shown]") == 101
+    assert "+1+1" not in content
+    assert "The first 100 are listed; 50 more are not shown." in content
+    assert len(content) < 100_000
+    source_page = client.get(reverse("source_detail", args=["billing"])).content.decode()
+    assert "for a•••@example.com: … [1,000,001 more characters not shown]" in source_page
+    assert "ana.ruiz" not in source_page and len(source_page) < 100_000
+
+
+def test_it_shows_a_reviewer_the_start_of_a_megabyte_reason(client, reviewer, planted):
+    client.force_login(reviewer)
+    content = client.get(url(planted)).content.decode()
+    assert "<strong>for ana.ruiz@example.com: +1+1" in content
+    assert "more characters not shown]</strong>" in content
+    assert len(content) < 500_000
