@@ -144,6 +144,7 @@ REPROCESSED = "source.reprocessed"
 # neither the worker's retry nor a reprocess touches a `received` row.
 PROCESSING_GRACE = timedelta(seconds=60)
 FIXED_OUTCOMES = (Outcome.PARSED, Outcome.DUPLICATE, Outcome.IGNORED)
+WAITING_OUTCOMES = (Outcome.QUARANTINED, Outcome.FAILED, Outcome.RECEIVED)
 ERRORS_PER_ENTRY = 5
 
 
@@ -241,7 +242,16 @@ def reprocess_chunk(source: Source, run: str, *, actor, actor_label: str, chunk_
         entry = ReprocessResult(run=run)
         errors = []
         for raw_id in ids:  # one at a time: a body can be megabytes
-            raw = RawEvent.objects.select_related("source").get(pk=raw_id)
+            # Locked and read again: the worker's retry may have settled it meanwhile.
+            raw = (
+                RawEvent.objects.select_for_update(of=("self",))
+                .select_related("source")
+                .filter(pk=raw_id, outcome__in=WAITING_OUTCOMES)
+                .first()
+            )
+            if raw is None:
+                continue
+            entry.attempted += 1
             try:
                 with transaction.atomic():  # a savepoint: a crash undoes this row only
                     process_raw_event(raw)
@@ -255,7 +265,6 @@ def reprocess_chunk(source: Source, run: str, *, actor, actor_label: str, chunk_
                 entry.fixed += 1
             else:
                 entry.left += 1
-        entry.attempted = len(ids)
         done = len(ids) < chunk_size
         chunk = (last or {}).get("chunk", 0) + 1
         span = f"raw events #{ids[0]}–#{ids[-1]}" if ids else "no raw events"
