@@ -9,7 +9,9 @@ from django.db.models import Count, Max, Sum
 
 from notifwatch.audit.models import AuditEntry
 from notifwatch.deliveries.models import DeliveryEvent, Notification, NotificationRef
-from notifwatch.ingest import demo
+from notifwatch.demo.plan import build_plan
+from notifwatch.demo.sources import DEMO_SLUGS
+from notifwatch.demo.users import DEMO_USERS
 from notifwatch.ingest.models import RawEvent, Source
 
 NOW = datetime(2025, 3, 14, 12, tzinfo=UTC)
@@ -111,8 +113,8 @@ def test_same_seed_and_now_give_identical_data(db):
 
 
 def test_plan_is_deterministic_without_a_database():
-    one = demo.build_plan(7, NOW, SIZE)
-    two = demo.build_plan(7, NOW, SIZE)
+    one = build_plan(7, NOW, SIZE)
+    two = build_plan(7, NOW, SIZE)
     assert [c.body for c in one.calls] == [c.body for c in two.calls]
     assert [f.lines for f in one.files] == [f.lines for f in two.files]
 
@@ -150,11 +152,11 @@ def test_every_channel_and_source(seeded):
     channels = set(Notification.objects.values_list("channel", flat=True))
     assert channels == {"email", "sms", "push", "in_app", "webhook", "other"}
     sources = Source.objects.annotate(n=Count("notifications"))
-    assert SENDERS | PROVIDERS == set(demo.DEMO_SLUGS)
+    assert SENDERS | PROVIDERS == set(DEMO_SLUGS)
     assert SENDERS <= {s.slug for s in sources if s.n}
     # Provider sources receive webhook calls; their callbacks mostly join shop-sender records.
     parsed = set(RawEvent.objects.filter(outcome="parsed").values_list("source__slug", flat=True))
-    assert parsed == set(demo.DEMO_SLUGS)
+    assert parsed == set(DEMO_SLUGS)
     kinds = {s.slug: s.kind for s in sources}
     assert kinds["crm-csv"] == "csv" and kinds["sendgrid"] == "sendgrid"
     assert Source.objects.get(slug="shop-sender").mapping["name"].startswith("In-house")
@@ -304,7 +306,7 @@ def test_demo_users_and_roles(seeded):
         "viewer": "viewer",
         "auditor": "auditor",
     }
-    for username, password, _ in demo.DEMO_USERS:
+    for username, password, _ in DEMO_USERS:
         assert users.get(username=username).check_password(password)
 
 

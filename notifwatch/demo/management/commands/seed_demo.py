@@ -5,10 +5,14 @@ from django.core.management.base import BaseCommand, CommandError
 
 from notifwatch.audit.actions import record_audit
 from notifwatch.audit.models import AuditEntry
-from notifwatch.failures import demo as failure_demo
+from notifwatch.demo.loading import load_plan, reset_demo_data
+from notifwatch.demo.owners import ensure_owner_rules, make_first_decisions
+from notifwatch.demo.plan import DEFAULT_SEED, DEFAULT_SIZE, MIN_SIZE, build_plan, default_now
+from notifwatch.demo.sources import DEMO_SLUGS
+from notifwatch.demo.summary import summary_lines
+from notifwatch.demo.users import ensure_users
 from notifwatch.failures.detection import run_checks
 from notifwatch.failures.models import FailureGroup
-from notifwatch.ingest import demo
 from notifwatch.ingest.models import Source
 
 SEEDED = "demo.seeded"
@@ -21,7 +25,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--seed", type=int, help=f"random seed (default {demo.DEFAULT_SEED})")
+        parser.add_argument("--seed", type=int, help=f"random seed (default {DEFAULT_SEED})")
         parser.add_argument(
             "--now",
             help="ISO 8601 end of the demo week (default: the current hour, or the anchor of "
@@ -30,14 +34,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--notifications",
             type=int,
-            help=f"about how many notifications (default {demo.DEFAULT_SIZE})",
+            help=f"about how many notifications (default {DEFAULT_SIZE})",
         )
         parser.add_argument("--reset", action="store_true", help="wipe existing data first")
 
     def handle(self, seed, now, notifications, reset, **options):
         started = time.monotonic()
         if reset:
-            demo.reset_demo_data()
+            reset_demo_data()
             self.stdout.write("Reset: notifications, raw events and sources deleted.")
         previous = None if reset else previous_run()
         seed = seed if seed is not None else previous.get("seed") if previous else None
@@ -49,16 +53,16 @@ class Command(BaseCommand):
                 f"Demo data already loaded for the week ending {previous['now']}; reusing that "
                 "anchor (use --reset for a fresh week)."
             )
-        seed = demo.DEFAULT_SEED if seed is None else seed
-        size = size or demo.DEFAULT_SIZE
-        if size < demo.MIN_SIZE:
-            raise CommandError(f"--notifications must be at least {demo.MIN_SIZE}")
-        anchor = anchor or demo.default_now()
+        seed = DEFAULT_SEED if seed is None else seed
+        size = size or DEFAULT_SIZE
+        if size < MIN_SIZE:
+            raise CommandError(f"--notifications must be at least {MIN_SIZE}")
+        anchor = anchor or default_now()
 
-        users = demo.ensure_users()
-        failure_demo.ensure_owner_rules()
-        plan = demo.build_plan(seed, anchor, size)
-        result = demo.load_plan(plan)
+        users = ensure_users()
+        ensure_owner_rules()
+        plan = build_plan(seed, anchor, size)
+        result = load_plan(plan)
         if result.new_raw_events:
             record_audit(
                 actor=None,
@@ -73,11 +77,11 @@ class Command(BaseCommand):
             f"{result.new_notifications:,} notifications, {result.new_delivery_events:,} events, "
             f"{result.new_raw_events:,} raw events in {elapsed:.1f}s."
         )
-        for line in demo.summary_lines():
+        for line in summary_lines():
             self.stdout.write(line)
         # The first detection pass, so the exceptions are there before the worker's first tick.
         checks = run_checks(now=plan.now)
-        decided = failure_demo.make_first_decisions(users["reviewer"])
+        decided = make_first_decisions(users["reviewer"])
         open_count = FailureGroup.objects.open_for_review().count()
         self.stdout.write(
             f"Exceptions: {open_count} open after a detection pass "
@@ -89,7 +93,7 @@ class Command(BaseCommand):
 
 def previous_run() -> dict | None:
     """The anchor of the last seed run, while its sources still exist."""
-    if not Source.objects.filter(slug__in=demo.DEMO_SLUGS).exists():
+    if not Source.objects.filter(slug__in=DEMO_SLUGS).exists():
         return None
     entry = AuditEntry.objects.filter(action=SEEDED).order_by("-at", "-id").first()
     return entry.new if entry and isinstance(entry.new, dict) and "now" in entry.new else None
