@@ -201,6 +201,12 @@ NOTIFWATCH_PHONE_REGION = os.environ.get("NOTIFWATCH_PHONE_REGION", "US")
 # Off by default: the source page shows the link for an admin to open instead.
 NOTIFWATCH_SNS_AUTO_CONFIRM = env_bool("NOTIFWATCH_SNS_AUTO_CONFIRM", False)
 
+# Mailgun signs only a timestamp and a one-time token: a signed call whose timestamp is further
+# than this from now is refused, and each token is accepted once within it (replays refused).
+NOTIFWATCH_MAILGUN_MAX_AGE_SECONDS = int(
+    os.environ.get("NOTIFWATCH_MAILGUN_MAX_AGE_SECONDS", 15 * 60)
+)
+
 # Retention: raw payloads (bodies, headers, per-event provider payloads) are removed after this
 # many days; notifications, delivery events and outcomes stay. Audit entries and review minutes
 # are kept forever unless NOTIFWATCH_AUDIT_RETENTION_DAYS is set.

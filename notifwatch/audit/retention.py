@@ -1,4 +1,4 @@
-"""Retention: how long raw payloads and (optionally) audit entries are kept."""
+"""Retention: how long raw payloads, (optionally) audit entries and webhook tokens are kept."""
 
 from datetime import datetime, timedelta
 
@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from notifwatch.audit.models import AuditEntry
 from notifwatch.deliveries.models import DeliveryEvent
-from notifwatch.ingest.models import RawEvent
+from notifwatch.ingest.models import RawEvent, UsedWebhookToken
 
 CHUNK = 5000
 
@@ -16,7 +16,7 @@ CHUNK = 5000
 def prune(now: datetime | None = None, chunk: int = CHUNK) -> dict[str, int]:
     """Remove what retention says is too old, in chunks (short transactions, no long locks)."""
     now = now or timezone.now()
-    counts = {"raw_payloads": 0, "event_payloads": 0, "audit_entries": 0}
+    counts = {"raw_payloads": 0, "event_payloads": 0, "audit_entries": 0, "webhook_tokens": 0}
     payload_cutoff = now - timedelta(days=settings.NOTIFWATCH_RAW_PAYLOAD_DAYS)
     counts["raw_payloads"] = in_chunks(
         RawEvent.objects.filter(received_at__lt=payload_cutoff, payload_pruned_at__isnull=True),
@@ -38,6 +38,13 @@ def prune(now: datetime | None = None, chunk: int = CHUNK) -> dict[str, int]:
             lambda ids: AuditEntry.objects.filter(pk__in=ids).prune(),
             chunk,
         )
+    # Mailgun tokens are remembered only while their signature's timestamp is accepted.
+    token_cutoff = now - timedelta(seconds=settings.NOTIFWATCH_MAILGUN_MAX_AGE_SECONDS)
+    counts["webhook_tokens"] = in_chunks(
+        UsedWebhookToken.objects.filter(signed_at__lt=token_cutoff),
+        lambda ids: UsedWebhookToken.objects.filter(pk__in=ids).delete()[0],
+        chunk,
+    )
     if any(counts.values()):
         with transaction.atomic():
             AuditEntry.objects.create(

@@ -140,3 +140,29 @@ class RefusedCallTally(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_id} {self.hour:%Y-%m-%d %H}:00 {self.count} refused, not stored"
+
+
+class UsedWebhookToken(models.Model):
+    """The one-time token of a signed webhook call, kept while its timestamp is still accepted.
+
+    Mailgun signs only a timestamp and a token, not the body: a captured signature could carry
+    any events. Each token is accepted once per source (the unique constraint decides, whatever
+    the worker or thread), and a timestamp outside the window is refused anyway, so a token is
+    forgotten once it is older than the window (retention's prune).
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.CASCADE, related_name="+")
+    # SHA-256 of the token: a fixed size whatever the caller sends (the signature covers it,
+    # not its length or characters).
+    token_hash = models.CharField(max_length=64)
+    signed_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "token_hash"], name="webhook_token_once")
+        ]
+        # Pruning deletes by age.
+        indexes = [models.Index(fields=["signed_at"], name="webhook_token_signed_at")]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} token {self.token_hash[:12]}… signed {self.signed_at:%Y-%m-%d %H:%M}"

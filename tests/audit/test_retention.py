@@ -13,7 +13,7 @@ from notifwatch.audit.models import AuditEntry
 from notifwatch.audit.retention import prune
 from notifwatch.deliveries.models import DeliveryEvent, Notification
 from notifwatch.ingest.importer import import_path
-from notifwatch.ingest.models import RawEvent
+from notifwatch.ingest.models import RawEvent, UsedWebhookToken
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +68,12 @@ def test_it_keeps_recent_payloads_and_audit_entries_by_default(
     )
     record_audit_days_ago(4000)
 
-    assert prune() == {"raw_payloads": 0, "event_payloads": 0, "audit_entries": 0}
+    assert prune() == {
+        "raw_payloads": 0,
+        "event_payloads": 0,
+        "audit_entries": 0,
+        "webhook_tokens": 0,
+    }
     assert AuditEntry.objects.filter(action="test.old").exists()
     assert all(bytes(r.body) for r in RawEvent.objects.all())
 
@@ -85,3 +90,18 @@ def test_it_deletes_audit_entries_only_past_an_admin_set_limit(inhouse_source, s
     assert not AuditEntry.objects.filter(action="test.old").exists()
     assert AuditEntry.objects.filter(action="source.created").count() == recent
     assert json.dumps(AuditEntry.objects.get(action="retention.pruned").new)
+
+
+def test_it_forgets_mailgun_tokens_once_their_timestamps_are_refused_anyway(settings):
+    from notifwatch.ingest.actions import save_source
+
+    settings.NOTIFWATCH_MAILGUN_MAX_AGE_SECONDS = 900
+    source = save_source(slug="mailgun-mail", kind="mailgun", secret="signing-key").source
+    now = timezone.now()
+    for name, age in (("expired", 901), ("kept", 899), ("ahead", -600)):
+        UsedWebhookToken.objects.create(
+            source=source, token_hash=name, signed_at=now - timedelta(seconds=age)
+        )
+
+    assert prune(now=now)["webhook_tokens"] == 1
+    assert set(UsedWebhookToken.objects.values_list("token_hash", flat=True)) == {"kept", "ahead"}

@@ -26,6 +26,7 @@ recognised but are not delivery outcomes, so they are ignored with a readable re
 import hashlib
 import json
 import logging
+import math
 import re
 import warnings
 from base64 import b64decode
@@ -61,13 +62,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from django.conf import settings
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 
 from notifwatch.failures.reasons import classify_reason
 from notifwatch.ingest.canonical import MAX_TEXT
 from notifwatch.ingest.credentials import matches
-from notifwatch.ingest.models import RawEvent, Source
+from notifwatch.ingest.models import RawEvent, Source, UsedWebhookToken
 from notifwatch.ingest.providers import (
     Parsed,
     ProviderRecord,
@@ -498,6 +501,15 @@ class MailgunAdapter(AnymailAdapter):
         ),
     )
 
+    def authenticate(self, source: Source, request: HttpRequest) -> None:
+        super().authenticate(source, request)  # anymail checks the signature
+        if source.signing_key:
+            # The signature covers only the timestamp and token, not the events: a captured
+            # call must not be usable again, later or a second time.
+            token, timestamp = mailgun_signature_fields(request)
+            signed_at = fresh_signature_time(timestamp)
+            claim_token(source, token, signed_at)
+
     def status(self, event):
         data = event_data(event)
         if data.get("event") == "failed" and data.get("severity") != "temporary":
@@ -548,6 +560,48 @@ class MailgunAdapter(AnymailAdapter):
             or event.mta_response
             or ""
         )
+
+
+def mailgun_signature_fields(request: HttpRequest) -> tuple[str, Any]:
+    """The token and timestamp Mailgun signed, read as anymail's validator read them."""
+    if request.content_type == "application/json":
+        signature = json.loads(request.body.decode("utf-8"))["signature"]
+        return str(signature["token"]), signature["timestamp"]
+    # Legacy form posts: the last value, as anymail uses (user variables may repeat the names).
+    return str(request.POST["token"]), request.POST["timestamp"]
+
+
+def fresh_signature_time(timestamp: Any) -> datetime:
+    """When the call was signed, if that is within the accepted window of now; else refused."""
+    window = settings.NOTIFWATCH_MAILGUN_MAX_AGE_SECONDS
+    try:
+        stamp = float(timestamp)
+    except (TypeError, ValueError):
+        stamp = math.nan
+    age = timezone.now().timestamp() - stamp
+    if not abs(age) <= window:  # also refuses NaN and infinities
+        when = "old" if age > 0 else "ahead of this server's clock"
+        detail = f"{abs(age):.0f} s {when}" if math.isfinite(age) else "not a time"
+        raise Rejected(
+            f"signature timestamp is {detail}; calls signed more than {window} s from now are "
+            "refused (a replayed or long-delayed call, or a wrong clock on this server)",
+            status=403,
+        )
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def claim_token(source: Source, token: str, signed_at: datetime) -> None:
+    """Accept a signature's token once per source; the unique constraint decides races."""
+    token_hash = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        with transaction.atomic():
+            UsedWebhookToken.objects.create(
+                source=source, token_hash=token_hash, signed_at=signed_at
+            )
+    except IntegrityError as replay:
+        # 406: Mailgun does not retry it. The token was accepted before, so this is a replay
+        # (or a retry of a call already answered).
+        raise Rejected("signature already used (a replayed call)", status=406) from replay
 
 
 def is_legacy(event: AnymailTrackingEvent) -> bool:
