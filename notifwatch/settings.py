@@ -1,6 +1,7 @@
 """Settings for notifwatch, all from environment variables (see README, "Settings")."""
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -45,6 +46,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_tasks",
     "django_tasks_db",
+    "axes",
     "notifwatch.accounts",
     "notifwatch.ingest",
     "notifwatch.deliveries",
@@ -64,6 +66,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last: turns a locked-out sign-in into its page (notifwatch.accounts.signin.locked_out).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "notifwatch.urls"
@@ -126,6 +130,32 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# Login throttling (django-axes): after NOTIFWATCH_LOGIN_FAILURE_LIMIT failed sign-ins for one
+# username from one address, that pair is refused for NOTIFWATCH_LOGIN_LOCKOUT_MINUTES (further
+# tries do not extend it); a successful sign-in clears the count. Every sign-in, failure and
+# lockout is audited (notifwatch/accounts/signin.py).
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out pair before any password is checked.
+    "notifwatch.accounts.signin.ThrottledBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("NOTIFWATCH_LOGIN_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("NOTIFWATCH_LOGIN_LOCKOUT_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_DISABLE_ACCESS_LOG = True  # the audit trail records sign-ins
+AXES_VERBOSE = False  # no banner on every management command
+# Lockouts last minutes and are in the audit trail; `manage.py axes_reset_username USER` lifts
+# one at once. No admin pages for axes' own tables.
+AXES_ENABLE_ADMIN = False
+AXES_HANDLER = "notifwatch.accounts.signin.AuditedAxesHandler"
+AXES_LOCKOUT_CALLABLE = "notifwatch.accounts.signin.locked_out"
+AXES_CLIENT_IP_CALLABLE = "notifwatch.accounts.signin.client_address"
+# Reverse proxies in front of the app that append the client's address to X-Forwarded-For
+# (1 behind one nginx or Caddy). 0: the connection's own address, which cannot be forged.
+NOTIFWATCH_PROXY_COUNT = int(os.environ.get("NOTIFWATCH_PROXY_COUNT", 0))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 
 from notifwatch.accounts.models import Membership, Role, Team
 from notifwatch.audit.actions import record_audit
+from notifwatch.audit.models import AuditEntry
 
 LAST_ADMIN = (
     "{user} is the last active admin. Make another user an admin first, "
@@ -278,3 +279,48 @@ def ensure_another_admin(user, *, field: str) -> None:
     )
     if not others:
         raise AccountError(LAST_ADMIN.format(user=user.get_username()), field=field)
+
+
+# --- signing in (written by notifwatch.accounts.signin, django-axes' handler) ---
+
+SIGNED_IN, SIGN_IN_FAILED, LOCKED_OUT = "user.login", "user.login_failed", "user.locked_out"
+# Events, not changes to the user: the user page's "Recent changes" leaves them out.
+SIGN_IN_ACTIONS = (SIGNED_IN, SIGN_IN_FAILED, LOCKED_OUT)
+
+
+def record_sign_in(user, address: str | None) -> AuditEntry:
+    return record_audit(actor=user, action=SIGNED_IN, target=user, new={"ip": address})
+
+
+def record_failed_sign_in(username: str, address: str | None) -> AuditEntry:
+    """A failed sign-in: the username tried (it may name no user) and the address."""
+    return record_sign_in_problem(SIGN_IN_FAILED, username, {"ip": address})
+
+
+def record_lockout(
+    username: str, address: str | None, *, failures: int, minutes: int
+) -> AuditEntry:
+    """Sign-in for this username from this address is refused for `minutes`."""
+    return record_sign_in_problem(
+        LOCKED_OUT,
+        username,
+        {"ip": address, "failures": failures, "minutes": minutes},
+        system_label="system: login throttling",
+    )
+
+
+def record_sign_in_problem(
+    action: str, username: str, new: dict, *, system_label: str = "anonymous"
+) -> AuditEntry:
+    User = get_user_model()
+    user = User.objects.filter(**{User.USERNAME_FIELD: username}).first() if username else None
+    return AuditEntry.objects.create(
+        actor=None,
+        actor_label=system_label,
+        action=action,
+        target_type=User._meta.label_lower,
+        target_id=str(user.pk) if user else "",
+        # What was typed, even when it names no user: that is the trail of an attack.
+        target_label=username[:255],
+        new={"username": username, **new},
+    )

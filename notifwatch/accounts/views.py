@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from notifwatch.accounts.access import READ_ROLES, membership_of, role_required
 from notifwatch.accounts.actions import (
+    SIGN_IN_ACTIONS,
     AccountError,
     create_user,
     set_password,
@@ -111,9 +112,9 @@ def edit_initial(user) -> dict:
 
 
 def edit_context(user, form=None, password_form=None, **extra) -> dict:
-    entries = AuditEntry.objects.filter(target_type=user._meta.label_lower, target_id=str(user.pk))[
-        :RECENT_CHANGES
-    ]
+    entries = AuditEntry.objects.filter(
+        target_type=user._meta.label_lower, target_id=str(user.pk)
+    ).exclude(action__in=SIGN_IN_ACTIONS)[:RECENT_CHANGES]
     changes = [
         (entry, ACTION_WORDS.get(entry.action, entry.action), change_words(entry))
         for entry in entries
