@@ -177,11 +177,9 @@ def record_events(source_id: int, pending: list[PendingEvent]) -> RecordResult:
         event_rows = event_rows_for(fresh, source_id, ids, now)
         identity = identity_from_batch(fresh, ids)
         # A notification first seen through a provider callback has no send record (yet).
-        callback_only = {
-            target
-            for target in new_targets
-            if all(p.join_by_message_id for p in fresh if p.target == target)
-        }
+        # (One pass over the batch: a scan per new notification was quadratic in batch size.)
+        has_send_record = {p.target for p in fresh if not p.join_by_message_id}
+        callback_only = set(new_targets) - has_send_record
 
         # New notifications are written once, already settled from this batch's events.
         by_notification: dict[int, list[dict]] = defaultdict(list)
