@@ -635,6 +635,7 @@ def run_matrix(url: str) -> MatrixResult:
     # Every 401/403/404/405 would be logged as a warning: only server errors are news here.
     for name in ("django.request", "django.security.csrf"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("axes").setLevel(logging.WARNING)  # a line per sign-in of the matrix
     return check_access(build_world())
 
 
