@@ -566,10 +566,13 @@ def twilio_request(family: str, rng: random.Random, index: int) -> tuple[Request
     elif family == "surrogate":
         value = rng.choice(SURROGATES)
         name = rng.choice(["To", "MessageSid", "ErrorMessage"])
-        body = (
-            payloads.twilio_body(params)
-            + (f"&{name}=" + quote(value, errors="surrogatepass")).encode()
-        )
+        if name not in dict(params):
+            params.append((name, ""))
+        # Replaced, not appended: Twilio's parser reads the first value of a repeated field.
+        body = "&".join(
+            f"{quote(k)}={quote(value if k == name else v, errors='surrogatepass')}"
+            for k, v in params
+        ).encode()
         note = f"{name} = {value!r} (as %ED%A0%80-style bytes)"
     elif family == "nul":
         name = rng.choice(["To", "MessageSid", "MessageStatus"])
