@@ -6,7 +6,8 @@ from notifwatch.audit.retention import prune
 class Command(BaseCommand):
     help = (
         "Remove raw payloads older than NOTIFWATCH_RAW_PAYLOAD_DAYS (and audit entries older "
-        "than NOTIFWATCH_AUDIT_RETENTION_DAYS when set), in chunks. Runs daily in the worker."
+        "than NOTIFWATCH_AUDIT_RETENTION_DAYS when set), in chunks, and forget Mailgun "
+        "signature tokens older than NOTIFWATCH_MAILGUN_MAX_AGE_SECONDS. Runs daily in the worker."
     )
 
     def handle(self, **options):
