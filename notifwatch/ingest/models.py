@@ -165,4 +165,6 @@ class UsedWebhookToken(models.Model):
         indexes = [models.Index(fields=["signed_at"], name="webhook_token_signed_at")]
 
     def __str__(self) -> str:
-        return f"{self.source_id} token {self.token_hash[:12]}… signed {self.signed_at:%Y-%m-%d %H:%M}"
+        return (
+            f"{self.source_id} token {self.token_hash[:12]}… signed {self.signed_at:%Y-%m-%d %H:%M}"
+        )

@@ -42,9 +42,7 @@ def test_a_sign_in_is_audited_with_its_address(client, admin_user):
     )
 
 
-def test_a_failed_sign_in_is_audited_with_the_username_tried_never_the_password(
-    client, admin_user
-):
+def test_a_failed_sign_in_is_audited_with_the_username_tried_never_the_password(client, admin_user):
     response = sign_in(client, "alice", WRONG)
     sign_in(client, "no-such-user", WRONG)
 
