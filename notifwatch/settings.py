@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "notifwatch.failures",
     "notifwatch.audit",
     "notifwatch.worker",
+    "notifwatch.demo",
 ]
 
 MIDDLEWARE = [
