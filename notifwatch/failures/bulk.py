@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import QueryDict
 
 from notifwatch.accounts.models import Team
@@ -21,7 +21,7 @@ from notifwatch.audit.actions import actor_label
 from notifwatch.audit.models import AuditEntry
 from notifwatch.failures.actions import assign, set_status, snooze
 from notifwatch.failures.filters import IMPACT_ORDER, QueueFilter
-from notifwatch.failures.models import FailureGroup, Status
+from notifwatch.failures.models import BulkRun, FailureGroup, Status
 
 # Each chunk is one transaction: long enough to amortise the commit, short enough not to hold
 # row locks the detection worker is waiting for.
@@ -186,19 +186,12 @@ def apply_bulk(
     """
     groups = matching(querystring, ids)
     pks = confirmed_ids(querystring, ids, expected=expected, digest=digest)
-    comment = f"Bulk change of {len(pks)}" + (f": {change.comment}" if change.comment else "")
+    comment = bulk_comment(change, len(pks))
     changed = unchanged = gone = 0
     for chunk in chunks(pks, chunk_size or CHUNK_SIZE):
         with transaction.atomic():
-            # The filter again, row by row: one that changed meanwhile no longer matches.
-            still = list(groups.filter(pk__in=chunk).order_by("pk"))
-            gone += len(chunk) - len(still)
-            for group in still:
-                if change.would_change(group):
-                    change.apply(group, actor=actor, comment=comment)
-                    changed += 1
-                else:
-                    unchanged += 1
+            c, u, g = apply_chunk(groups, chunk, change, actor, comment)
+        changed, unchanged, gone = changed + c, unchanged + u, gone + g
     audit = record_bulk(
         change,
         actor=actor,
@@ -208,6 +201,79 @@ def apply_bulk(
         outcome={"changed": changed, "unchanged": unchanged, "gone": gone},
     )
     return Outcome(len(pks), changed, unchanged, gone, audit)
+
+
+def apply_bulk_run(
+    run_key: str,
+    querystring: str,
+    change: Change,
+    *,
+    actor,
+    expected: int | None,
+    digest: str = "",
+    ids: list[int] | None = None,
+    chunk_size: int | None = None,
+) -> Outcome:
+    """`apply_bulk` for the worker: the same run key (its task id) resumes where it stopped.
+
+    The confirmed set is checked once, when the run starts, and kept with the run; a restarted
+    run skips the chunks that committed and counts them as they were counted then.
+    """
+    groups = matching(querystring, ids)
+    run = BulkRun.objects.filter(key=run_key).first()
+    if run is None:
+        pks = confirmed_ids(querystring, ids, expected=expected, digest=digest)
+        run, _ = BulkRun.objects.get_or_create(key=run_key, defaults={"ids": pks})
+    comment = bulk_comment(change, len(run.ids))
+    size = chunk_size or CHUNK_SIZE
+    while run.audit_id is None:
+        with transaction.atomic():
+            # Locked: a second runner of the same task waits, then sees what the first did.
+            run = BulkRun.objects.select_for_update().get(pk=run.pk)
+            if run.audit_id is not None:
+                break
+            chunk = run.ids[run.done : run.done + size]
+            if not chunk:
+                run.audit = record_bulk(
+                    change,
+                    actor=actor,
+                    querystring=querystring,
+                    ids=ids,
+                    count=len(run.ids),
+                    outcome={"changed": run.changed, "unchanged": run.unchanged, "gone": run.gone},
+                )
+                run.save(update_fields=["audit"])
+                break
+            c, u, g = apply_chunk(groups, chunk, change, actor, comment)
+            BulkRun.objects.filter(pk=run.pk).update(
+                done=F("done") + len(chunk),
+                changed=F("changed") + c,
+                unchanged=F("unchanged") + u,
+                gone=F("gone") + g,
+            )
+        run.refresh_from_db()
+    run.refresh_from_db()
+    return Outcome(len(run.ids), run.changed, run.unchanged, run.gone, run.audit)
+
+
+def bulk_comment(change: Change, count: int) -> str:
+    return f"Bulk change of {count}" + (f": {change.comment}" if change.comment else "")
+
+
+def apply_chunk(
+    groups: QuerySet, chunk: list[int], change: Change, actor, comment: str
+) -> tuple[int, int, int]:
+    """Changed, unchanged and gone in one chunk (call it inside the chunk's transaction)."""
+    # The filter again, row by row: one that changed meanwhile no longer matches.
+    still = list(groups.filter(pk__in=chunk).order_by("pk"))
+    changed = unchanged = 0
+    for group in still:
+        if change.would_change(group):
+            change.apply(group, actor=actor, comment=comment)
+            changed += 1
+        else:
+            unchanged += 1
+    return changed, unchanged, len(chunk) - len(still)
 
 
 def record_bulk(

@@ -56,11 +56,14 @@ def record_problems(problems: list[Problem], *, rule: str) -> set[int]:
     grown: set[int] = set()
     for value, group_problems in by_fingerprint.items():
         group, created = group_for(value, group_problems[0], rule=rule)
-        added = add_occurrences(group, group_problems)
-        if added or created:
-            grown.add(group.pk)
-            advance_lifecycle(group, added, created=created, rule=rule)
-    refresh_impact(grown)
+        # The occurrences and the figures they move commit together: a pass killed in between
+        # would leave rows that the next pass skips (already counted) under figures of 0.
+        with transaction.atomic():
+            added = add_occurrences(group, group_problems)
+            if added or created:
+                grown.add(group.pk)
+                advance_lifecycle(group, added, created=created, rule=rule)
+                refresh_impact({group.pk})
     return grown
 
 

@@ -334,3 +334,26 @@ class ReviewItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.review} · item {self.position} (#{self.group_id})"
+
+
+class BulkRun(models.Model):
+    """A background bulk change's confirmed set and how far it got.
+
+    Each chunk moves `done` in the transaction that changes its exceptions, so a run killed
+    part-way resumes over the same exceptions instead of finding the set "changed" by its own
+    first chunks, and its counts and whole-change audit entry come out as if never stopped.
+    """
+
+    key = models.CharField(max_length=100, unique=True)  # the task's id: one run per task
+    ids = models.JSONField()
+    done = models.PositiveIntegerField(default=0)
+    changed = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    gone = models.PositiveIntegerField(default=0)
+    audit = models.ForeignKey(
+        "audit.AuditEntry", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"bulk run {self.key}: {self.done}/{len(self.ids)}"

@@ -1,15 +1,16 @@
 """Background work of the failures app, run by the django-tasks database worker."""
 
 from django.contrib.auth import get_user_model
-from django_tasks import task
+from django_tasks import TaskContext, task
 
 from notifwatch.audit.actions import actor_label
 from notifwatch.audit.models import AuditEntry
 from notifwatch.failures import bulk
 
 
-@task()
+@task(takes_context=True)
 def apply_bulk_in_background(
+    context: TaskContext,
     querystring: str,
     change: dict,
     comment: str,
@@ -18,14 +19,16 @@ def apply_bulk_in_background(
     digest: str,
     ids: list[int] | None,
 ) -> dict:
-    """A bulk change too big to finish within a web request (bulk.apply_bulk, unchanged).
+    """A bulk change too big to finish within a web request (bulk.apply_bulk_run).
 
     If the set changed between the confirmation and this run, nothing is changed and the
-    audit trail says so: the person who asked sees it there, not in a failed task.
+    audit trail says so: the person who asked sees it there, not in a failed task. A run whose
+    worker was killed is requeued under the same task id and resumes where it stopped.
     """
     actor = get_user_model().objects.get(pk=actor_id)
     try:
-        outcome = bulk.apply_bulk(
+        outcome = bulk.apply_bulk_run(
+            f"task-{context.task_result.id}",
             querystring,
             bulk.Change.from_record(change, comment),
             actor=actor,

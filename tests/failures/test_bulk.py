@@ -223,3 +223,103 @@ def test_it_records_the_ticked_ids_of_a_selection(groups, reviewer):
 def test_a_change_needs_what_it_sets(kwargs):
     with pytest.raises(ValueError):
         Change(**kwargs)
+
+
+# --- A background run killed part-way ------------------------------------------------------------
+
+
+class Killed(Exception):
+    """Stands for the SIGKILL: the process stops after some chunks committed."""
+
+
+def kill_after_chunks(monkeypatch, chunks: int):
+    real = bulk.apply_chunk
+    done = []
+
+    def apply_chunk(*args, **kwargs):
+        if len(done) == chunks:
+            raise Killed
+        done.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bulk, "apply_chunk", apply_chunk)
+    return lambda: monkeypatch.setattr(bulk, "apply_chunk", real)
+
+
+def test_a_killed_background_run_resumes_over_its_confirmed_set(groups, reviewer, monkeypatch):
+    seen = preview("kind=late&status=open")
+    revive = kill_after_chunks(monkeypatch, chunks=2)
+    resolve = Change("resolve")
+    with pytest.raises(Killed):
+        bulk.apply_bulk_run(
+            "task-1",
+            "kind=late&status=open",
+            resolve,
+            actor=reviewer,
+            expected=seen.count,
+            digest=seen.digest,
+            chunk_size=2,
+        )
+    assert FailureGroup.objects.filter(status=Status.RESOLVED).count() == 4
+    revive()
+
+    # The rerun's filter no longer matches the four it resolved: it must not call that a change.
+    outcome = bulk.apply_bulk_run(
+        "task-1",
+        "kind=late&status=open",
+        resolve,
+        actor=reviewer,
+        expected=seen.count,
+        digest=seen.digest,
+        chunk_size=2,
+    )
+
+    assert (outcome.matched, outcome.changed, outcome.unchanged, outcome.gone) == (7, 7, 0, 0)
+    assert late_statuses() == {Status.RESOLVED}
+    whole = AuditEntry.objects.get(action="exception.bulk_resolve")
+    assert (whole.new["count"], whole.new["changed"], whole.new["gone"]) == (7, 7, 0)
+    assert not AuditEntry.objects.filter(action="exception.bulk_resolve_abandoned").exists()
+    # Each exception changed once: one status entry in its history, one in the audit trail.
+    for group in groups:
+        assert GroupHistory.objects.filter(group=group, kind=HistoryKind.STATUS).count() == 1
+    assert AuditEntry.objects.filter(action="exception.status").count() == 7
+
+
+def test_running_a_finished_background_run_again_changes_nothing(groups, reviewer):
+    seen = preview("kind=late")
+    first = bulk.apply_bulk_run(
+        "task-2",
+        "kind=late",
+        Change("accept"),
+        actor=reviewer,
+        expected=seen.count,
+        digest=seen.digest,
+    )
+
+    again = bulk.apply_bulk_run(
+        "task-2",
+        "kind=late",
+        Change("accept"),
+        actor=reviewer,
+        expected=seen.count,
+        digest=seen.digest,
+    )
+
+    assert again.audit == first.audit and again.changed == 7
+    assert AuditEntry.objects.filter(action="exception.bulk_accept").count() == 1
+
+
+def test_a_background_run_still_refuses_a_set_changed_before_it_started(groups, reviewer):
+    seen = preview("kind=late&status=open")
+    set_status(groups[0], Status.RESOLVED)
+
+    with pytest.raises(SetChanged):
+        bulk.apply_bulk_run(
+            "task-3",
+            "kind=late&status=open",
+            Change("accept"),
+            actor=reviewer,
+            expected=seen.count,
+            digest=seen.digest,
+        )
+    assert not FailureGroup.objects.filter(status=Status.ACCEPTED).exists()

@@ -281,3 +281,31 @@ def test_it_creates_one_exception_when_two_workers_race_for_a_fingerprint(monkey
     assert group.occurrences == 2
     assert history_kinds(group) == [HistoryKind.CREATED]
     assert AuditEntry.objects.filter(action="exception.created").count() == 1
+
+
+class Killed(Exception):
+    """Stands for a SIGKILL of the detection pass at that point."""
+
+
+def test_a_pass_killed_before_the_figures_leaves_no_uncounted_occurrences(json_source, monkeypatch):
+    send(
+        json_source,
+        bounce("ord-1:email", "2025-03-14T10:00:00Z", "cus_1"),
+        bounce("ord-2:email", "2025-03-14T10:05:00Z", "cus_2"),
+    )
+    failed = Notification.objects.filter(source=json_source, counts_as_failure=True)
+
+    def killed(group_ids):
+        raise Killed
+
+    monkeypatch.setattr(grouping, "refresh_impact", killed)
+    with pytest.raises(Killed):
+        record_problems(failure_problems(failed), rule="tests")
+    monkeypatch.undo()
+    # Either nothing of the killed pass stays, or its figures do: never rows under zeros.
+    assert not Occurrence.objects.exists()
+
+    group = record_failures(failed)
+
+    assert (group.occurrences, group.customers_affected, group.customers_not_reached) == (2, 2, 2)
+    assert Occurrence.objects.filter(group=group).count() == 2
