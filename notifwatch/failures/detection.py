@@ -701,7 +701,8 @@ def detect_mapping_breaks(since: datetime, now: datetime | None = None) -> set[i
                 # "not valid JSON: Expecting value at column 1": the parser's detail varies by
                 # line; what broke ("not valid JSON") is before the colon.
                 message = message.split(":", 1)[0]
-            pattern = normalise_message(message)
+            # A sender's text can be a megabyte; the title and fingerprint keep a readable head.
+            pattern = normalise_message(message)[:300]
             if (name, pattern) in seen:
                 continue
             seen.add((name, pattern))

@@ -45,6 +45,7 @@ CHANNEL_SYNONYMS = {
 
 MAX_KEY = 255
 MAX_TEXT = 1000  # provider error texts are truncated before storing
+MAX_REFS = 50
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
@@ -174,7 +175,7 @@ def parse_attempt(value) -> int | None:
     try:
         attempt = int(str(value).strip())
     except ValueError as exc:
-        raise FieldProblem("attempt", f"{value!r} is not a whole number") from exc
+        raise FieldProblem("attempt", f"{short(value)} is not a whole number") from exc
     if attempt < 0 or attempt > 10_000:
         raise FieldProblem("attempt", f"{attempt} is out of range")
     return attempt
@@ -191,6 +192,9 @@ def parse_refs(value) -> dict[str, str]:
             raise FieldProblem("refs", "not a valid JSON object") from exc
     if not isinstance(value, dict):
         raise FieldProblem("refs", "expected an object of reference names to ids")
+    if len(value) > MAX_REFS:
+        # Each reference is an indexed row: a body must not turn into 200,000 of them.
+        raise FieldProblem("refs", f"{len(value)} references; at most {MAX_REFS} per event")
     return {str(k)[:64]: text(v, f"refs.{k}", 200) for k, v in value.items() if v not in (None, "")}
 
 

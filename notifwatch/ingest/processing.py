@@ -239,6 +239,11 @@ def first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [""])[0][:300]
 
 
+MAX_PROBLEM_CHARS = 500
+MAX_PROBLEMS_KEPT = 100
+MAX_REASON_CHARS = 3000
+
+
 def finish(
     raw: RawEvent,
     outcome: str,
@@ -249,8 +254,13 @@ def finish(
     reason: str = "",
 ) -> RawEvent:
     raw.outcome = outcome
-    raw.problems = problems or []
-    raw.reason = describe_problems(raw.problems, many) if problems else reason
+    # What a sender wrote can be a megabyte; each stored message is cut, and a batch of a
+    # thousand bad items keeps the first hundred (the reason says how many there were).
+    problems = [
+        {**p, "message": str(p.get("message", ""))[:MAX_PROBLEM_CHARS]} for p in problems or []
+    ]
+    raw.reason = describe_problems(problems, many) if problems else reason[:MAX_REASON_CHARS]
+    raw.problems = problems[:MAX_PROBLEMS_KEPT]
     raw.event_count = count
     raw.processed_at = timezone.now()
     raw.save(update_fields=["outcome", "problems", "reason", "event_count", "processed_at"])

@@ -6,7 +6,7 @@ from datetime import timedelta
 from functools import wraps
 
 from django.conf import settings
-from django.db import DatabaseError, IntegrityError, connection
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -102,7 +102,7 @@ def api_events(request: HttpRequest) -> HttpResponse:
         return error(401, "missing or unknown bearer token (Authorization: Bearer <source token>)")
     if too_large(request):
         return refuse_too_large(request)
-    return receive(request, source, Transport.API)
+    return process_and_answer(store_request(request, source, Transport.API), source)
 
 
 @csrf_exempt
@@ -122,10 +122,14 @@ def source_webhook(request: HttpRequest, slug: str) -> HttpResponse:
     # leave nothing for the raw event to keep.
     request.body  # noqa: B018
     try:
-        if adapter is None:
-            authenticate_json_sender(source, request)
-        else:
-            adapter.authenticate(source, request)
+        # A one-time token remembered by the check (Mailgun) commits with the raw event it let
+        # in: a database failing in between must not turn the provider's retry into a "replay".
+        with transaction.atomic():
+            if adapter is None:
+                authenticate_json_sender(source, request)
+            else:
+                adapter.authenticate(source, request)
+            raw = store_request(request, source, Transport.WEBHOOK)
     except Rejected as rejected:
         return reject(request, source, rejected)
     except DatabaseError:
@@ -136,7 +140,7 @@ def source_webhook(request: HttpRequest, slug: str) -> HttpResponse:
         logger.info("webhook for %s could not be authenticated", source.slug, exc_info=True)
         reason = f"the body could not be read to check it: {type(exc).__name__}"
         return reject(request, source, Rejected(reason, status=400))
-    return receive(request, source, Transport.WEBHOOK, adapter=adapter)
+    return process_and_answer(raw, source, adapter)
 
 
 def authenticate_json_sender(source: Source, request: HttpRequest) -> None:
@@ -164,7 +168,7 @@ def reject(request: HttpRequest, source: Source, rejected: Rejected) -> HttpResp
             source,
             Transport.WEBHOOK,
             request.body[:4096],
-            content_type=request.content_type or "",
+            content_type=request.META.get("CONTENT_TYPE", ""),
             headers=stored_headers(request),
             outcome=Outcome.REJECTED,
             reason=rejected.reason,
@@ -200,14 +204,18 @@ def tally_refused_call(source: Source, reason: str) -> None:
         )
 
 
-def receive(request: HttpRequest, source: Source, transport: str, adapter=None) -> HttpResponse:
-    raw = store_raw(
+def store_request(request: HttpRequest, source: Source, transport: str) -> RawEvent:
+    return store_raw(
         source,
         transport,
         request.body,
-        content_type=request.content_type or "",
+        # Whole, with its parameters: a multipart body cannot be read again without its boundary.
+        content_type=request.META.get("CONTENT_TYPE", ""),
         headers=stored_headers(request),
     )
+
+
+def process_and_answer(raw: RawEvent, source: Source, adapter=None) -> HttpResponse:
     try:
         process_with_retry(raw)
     except Exception:
