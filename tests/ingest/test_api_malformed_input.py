@@ -130,3 +130,28 @@ def test_it_keeps_a_literal_backslash_u0000_text(client, json_source):
 
     assert response.status_code == 200
     assert DeliveryEvent.objects.get().error_message == "path C:\\u0000x"
+
+
+def test_it_keeps_a_megabyte_of_nonsense_out_of_the_stored_reason(client, json_source):
+    huge = "for ana.ruiz@example.com: " + "a" * 1_000_000
+
+    batch = [event(0, attempt=huge)] + [event(n, attempt="x") for n in range(1, 300)]
+
+    response = post(client, json_source, batch)
+
+    assert response.status_code == 422
+    raw = only_raw()
+    assert len(raw.reason) < 5_000 and "and 295 more" in raw.reason
+    assert len(raw.problems) == 100
+    assert all(len(p["message"]) <= 500 for p in raw.problems)
+    assert len(response.content) < 100_000
+
+
+def test_it_refuses_an_event_with_more_references_than_any_notification_has(client, json_source):
+    refs = {f"ref_{n}": str(n) for n in range(51)}
+
+    response = post(client, json_source, event(refs=refs))
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "refs"
+    assert Notification.objects.count() == 0

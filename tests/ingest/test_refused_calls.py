@@ -114,3 +114,19 @@ def test_it_refuses_and_keeps_a_form_post_whose_multipart_body_cannot_be_read(
     assert response.status_code in (400, 403)
     raw = RawEvent.objects.get()
     assert raw.outcome == Outcome.REJECTED and raw.reason
+
+
+def test_a_multipart_body_can_be_read_again_from_what_was_stored(client, db):
+    from notifwatch.ingest.actions import save_source
+    from notifwatch.ingest.providers.email import stored_request
+
+    source = save_source(slug="twilio-sms", kind="twilio", secret="a-twilio-auth-token").source
+    client.post(
+        "/hooks/twilio-sms/",
+        data={"MessageSid": "SM1", "MessageStatus": "delivered"},  # multipart by default
+        HTTP_X_TWILIO_SIGNATURE="c2lnbmF0dXJl",
+    )
+
+    raw = RawEvent.objects.get(source=source)
+    assert "boundary=" in raw.content_type
+    assert stored_request(raw).POST["MessageStatus"] == "delivered"
