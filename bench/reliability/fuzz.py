@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from bench.reliability import payloads
 from bench.reliability.client import MARK_HEADER, Request, Sender
-from bench.reliability.server import Credentials, log_excerpt, running_app
+from bench.reliability.server import Credentials, log_excerpt, running_app, wait_for_received
 
 FORM = "application/x-www-form-urlencoded"
 OTHER_PROVIDERS = ("brevo", "mailjet", "resend", "sparkpost")
@@ -723,7 +723,7 @@ def judge(status: int, rows: list[tuple]) -> str | None:
         if outcomes - {"parsed", "duplicate", "ignored"}:
             return f"answered {status}, raw row {'+'.join(sorted(outcomes))} (not recorded)"
         return None
-    if status in (401, 403):
+    if status in (401, 403, 406, 429):  # refused: kept as rejected, or only counted
         if outcomes - {"rejected"}:
             return f"answered {status}, raw row {'+'.join(sorted(outcomes))}"
         return None
@@ -751,15 +751,6 @@ def raw_rows_by_mark() -> dict[str, list[tuple]]:
         if mark:
             found[mark].append((outcome, reason))
     return found
-
-
-def wait_for_received(deadline: float) -> None:
-    from notifwatch.ingest.models import Outcome, RawEvent
-
-    while (
-        time.monotonic() < deadline and RawEvent.objects.filter(outcome=Outcome.RECEIVED).exists()
-    ):
-        time.sleep(1)
 
 
 def print_table(judged: list[tuple]) -> None:
@@ -833,7 +824,7 @@ def main(argv: list[str]) -> int:
             deadline,
         )
         sent_for = time.monotonic() - sending
-        wait_for_received(time.monotonic() + (10 if args.quick or args.only else 60))
+        wait_for_received(10 if args.quick or args.only else 60)
         judged = verdicts(results, raw_rows_by_mark(), args.seed)
         from notifwatch.ingest.models import Outcome, RawEvent
 

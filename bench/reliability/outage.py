@@ -9,6 +9,7 @@ stored: nothing lost. Recovery time is from `pg_ctl start` returning to the firs
 """
 
 import argparse
+import json
 import multiprocessing
 import random
 import time
@@ -17,9 +18,11 @@ from contextlib import suppress
 
 from bench.reliability import payloads
 from bench.reliability.client import Request, Sender
-from bench.reliability.server import Credentials, log_excerpt, running_app
+from bench.reliability.server import Credentials, log_excerpt, running_app, wait_for_received
 
 REQUESTS_PER_SECOND = 25  # per client process: a busy sender, not a flood
+# Rows a crash left `received` are retried by the worker after 60 s, on a one-minute schedule.
+DRAIN_SECONDS = 180
 
 
 def load(base_url: str, credentials: Credentials, worker: int, stop, results) -> None:
@@ -42,7 +45,7 @@ def load(base_url: str, credentials: Credentials, worker: int, stop, results) ->
                 answer.answered_at,
                 answer.status,
                 answer.retry_after,
-                answer.error,
+                answer.error or answer.body[:200].decode("utf-8", "replace"),
                 [event["event_id"] for event in events],
                 payloads.json_bytes(events),
             )
@@ -100,13 +103,14 @@ def main(argv: list[str]) -> int:
         worker_state = "running"
         if app.worker and app.worker.process.poll() is not None:
             worker_state = f"exited with status {app.worker.process.returncode}"
-        wait_for_received(deadline=time.monotonic() + (30 if args.quick else 60))
+            app.worker.start()  # as systemd's Restart=always would
+        wait_for_received(DRAIN_SECONDS)
         acknowledged_then = stored_event_ids()
         resent = resend(app, answers)
         problems, figures = check(answers, acknowledged_then, resent, down_at, restart_at, up_at)
         figures["log"] = log_excerpt(app.server.log, limit=5)
-        app.keep_logs = bool(problems) or figures["worker"] != "running"
         figures["worker"] = worker_state
+        app.keep_logs = bool(problems) or worker_state != "running"
     figures["took"] = time.monotonic() - started
     return report(problems, figures, args.down)
 
@@ -131,22 +135,24 @@ def resend(app, answers: list[tuple]) -> list[tuple[int, list[str]]]:
     return again
 
 
-def wait_for_received(deadline: float) -> None:
-    """Rows left `received` (a 202, or a crash mid-request) get the worker's bounded moment."""
-    from notifwatch.ingest.models import Outcome, RawEvent
-
-    while (
-        time.monotonic() < deadline and RawEvent.objects.filter(outcome=Outcome.RECEIVED).exists()
-    ):
-        time.sleep(1)
-
-
 def stored_event_ids() -> set[str]:
     from notifwatch.deliveries.models import DeliveryEvent
 
     return set(
         DeliveryEvent.objects.filter(source__slug="rel-api").values_list("event_id", flat=True)
     )
+
+
+def raw_state(answer_body: str) -> str:
+    """The state of the raw row an answer names ({"stored": pk, ...})."""
+    from notifwatch.ingest.models import RawEvent
+
+    try:
+        pk = json.loads(answer_body)["stored"]
+    except (ValueError, KeyError, TypeError):
+        return "no raw row named"
+    raw = RawEvent.objects.filter(pk=pk).values("outcome", "reason").first()
+    return f"raw row {pk}: {raw}" if raw else f"raw row {pk} does not exist"
 
 
 def check(answers, stored: set[str], resent, down_at: float, restart_at: float, up_at: float):
@@ -162,6 +168,7 @@ def check(answers, stored: set[str], resent, down_at: float, restart_at: float, 
     acknowledged_events = 0
     stored_after_503 = 0
     first_ok_after = None
+    missing_examples: list[str] = []
     for sent_at, answered_at, status, retry_after, error, event_ids, _body in answers:
         statuses[status] += 1
         if status == 0:
@@ -180,6 +187,8 @@ def check(answers, stored: set[str], resent, down_at: float, restart_at: float, 
             acknowledged_events += len(event_ids)
             missing = [e for e in event_ids if e not in stored]
             acknowledged_missing += len(missing)
+            if missing and len(missing_examples) < 3:
+                missing_examples.append(f"{status} {error} -> {raw_state(error)}")
             if sent_at >= up_at and (first_ok_after is None or answered_at < first_ok_after):
                 first_ok_after = answered_at
         elif status == 503 and all(e in stored for e in event_ids):
@@ -188,6 +197,7 @@ def check(answers, stored: set[str], resent, down_at: float, restart_at: float, 
         problems.append(f"{len(bad_examples)} unacceptable answers, e.g. {bad_examples[:3]}")
     if acknowledged_missing:
         problems.append(f"{acknowledged_missing} events of requests answered 2xx are missing")
+        problems += [f"  e.g. answered {example}" for example in missing_examples]
     sent_events = {e for answer in answers for e in answer[5]}
     stored = stored_event_ids()
     lost = sorted(sent_events - stored)
@@ -235,7 +245,7 @@ def report(problems: list[str], f: dict, down: float) -> int:
     recovery = "never" if f["recovery"] is None else f"{f['recovery']:.2f} s"
     print(f"  recovery (PostgreSQL started -> first 200): {recovery}; worker: {f['worker']}")
     if f["worker"] != "running":
-        print(f"  WARN the worker {f['worker']} during the outage (see worker.log)")
+        print(f"  WARN the worker {f['worker']} during the outage (restarted; see worker.log)")
     for line in f["log"]:
         print(f"  server log: {line}")
     for line in problems:

@@ -14,7 +14,7 @@ from collections import Counter
 
 from bench.reliability import payloads
 from bench.reliability.client import MARK_HEADER, Request, send_in_parallel
-from bench.reliability.server import running_app
+from bench.reliability.server import running_app, wait_for_received
 
 # Share of the events each endpoint carries.
 MIX = {"api": 35, "sw": 10, "sendgrid": 15, "postmark": 10, "mailgun": 10, "twilio": 20}
@@ -117,21 +117,11 @@ def main(argv: list[str]) -> int:
         again = send_in_parallel(app.base_url, app.credentials, split(copies, processes), deadline)
         answers += again
         print(f"  replays: {len(again)} requests in {time.monotonic() - phase:.1f} s", flush=True)
-        wait_for_received(deadline=time.monotonic() + 60)
+        wait_for_received(150)
         problems = check(app, requests, expected, answers, args.replays)
         app.keep_logs = bool(problems)
     took = time.monotonic() - started
     return report(problems, total, expected, args.replays, took)
-
-
-def wait_for_received(deadline: float) -> None:
-    """Give the worker a bounded moment for rows left `received` (a 202 answer)."""
-    from notifwatch.ingest.models import Outcome, RawEvent
-
-    while (
-        time.monotonic() < deadline and RawEvent.objects.filter(outcome=Outcome.RECEIVED).exists()
-    ):
-        time.sleep(1)
 
 
 FIGURES: dict = {}

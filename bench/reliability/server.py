@@ -285,6 +285,22 @@ def running_app(
         cluster.remove()
 
 
+def wait_for_received(seconds: float) -> int:
+    """Give rows left `received` (a 202, a crash mid-request) a bounded time to be processed:
+    the worker retries a row once it is 60 s old, on a schedule of every minute. Returns how
+    many are still left."""
+    from notifwatch.ingest.models import Outcome, RawEvent
+
+    deadline = time.monotonic() + seconds
+    left = RawEvent.objects.filter(outcome=Outcome.RECEIVED).count()
+    if left:
+        print(f"  {left} raw rows left received: waiting up to {seconds:.0f} s", flush=True)
+    while left and time.monotonic() < deadline:
+        time.sleep(2)
+        left = RawEvent.objects.filter(outcome=Outcome.RECEIVED).count()
+    return left
+
+
 def log_excerpt(path: Path, limit: int = 12) -> list[str]:
     """The exception lines of a log (last line of each traceback), most frequent first."""
     if not path.exists():
