@@ -1,5 +1,6 @@
 """Settings for notifwatch, all from environment variables (see README, "Settings")."""
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -227,6 +228,9 @@ LOGGING = {
 
 # Region assumed for phone numbers written without a country code.
 NOTIFWATCH_PHONE_REGION = os.environ.get("NOTIFWATCH_PHONE_REGION", "US")
+# Business hours per source slug, as JSON: {"crm": {"days": [0, 1, 2, 3, 4], "hours": [9, 17]}}
+# (Monday is 0; hours in TIME_ZONE). Outside them silence is expected; inside, it is flagged.
+NOTIFWATCH_SILENCE_SCHEDULES = json.loads(os.environ.get("NOTIFWATCH_SILENCE_SCHEDULES") or "{}")
 
 # Amazon SES via SNS: confirm subscriptions by opening the SubscribeURL (only on an SNS host).
 # Off by default: the source page shows the link for an admin to open instead.

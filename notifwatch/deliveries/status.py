@@ -1,4 +1,13 @@
-"""Final status of a notification from its delivery events (the rules in DESIGN.md)."""
+"""Final status of a notification from its delivery events.
+
+The rules, applied to the events in the order they happened (not the order they arrived):
+a complaint always wins; a bounce wins over anything but a complaint (a late bounce after a
+delivery report is believed); a failure or suppression never undoes a delivery; an open or a
+click means delivered when nothing final came; a deferral only moves a notification still pending
+or deferred; a send, retry or deferral of a higher attempt number reopens a failed one. Sends
+alone leave it pending.
+Distinct provider messages delivered under one key are duplicate sends.
+"""
 
 from collections.abc import Iterable
 from dataclasses import dataclass

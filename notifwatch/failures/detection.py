@@ -852,7 +852,7 @@ def detect_silence(now: datetime) -> set[int]:
     """
     top = hour_of(now)
     sources = {s.pk: s for s in Source.objects.filter(is_active=True)}
-    schedules = getattr(settings, "NOTIFWATCH_SILENCE_SCHEDULES", {}) or {}
+    schedules = settings.NOTIFWATCH_SILENCE_SCHEDULES
     firsts = first_activity(sources)
     window = [top - timedelta(hours=h) for h in range(SILENCE_HOURS, 0, -1)]
 

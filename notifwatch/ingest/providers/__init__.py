@@ -35,7 +35,7 @@ class Rejected(Exception):
 
 @dataclass
 class ProviderRecord:
-    """One delivery outcome for one recipient, in canonical field names (see DESIGN.md)."""
+    """One delivery outcome for one recipient, in canonical field names (ingest/canonical.py)."""
 
     values: dict[str, Any]
     # The provider's own event, kept beside the normalised one (normalising loses detail).
