@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from notifwatch.accounts.models import Team
 from notifwatch.audit.actions import record_audit
+from notifwatch.failures.impact import refresh_impact
 from notifwatch.failures.models import (
     OPEN_STATUSES,
     FailureGroup,
@@ -189,8 +190,6 @@ def merge(
     groups: list[FailureGroup], into: FailureGroup, *, actor=None, rule: str = ""
 ) -> FailureGroup:
     """Fold exceptions into one: their fingerprints and occurrences move, their history stays."""
-    from notifwatch.failures.grouping import refresh_impact
-
     with transaction.atomic():
         into = locked(into)
         for group in groups:

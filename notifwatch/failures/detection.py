@@ -27,21 +27,14 @@ from django.utils import timezone
 from notifwatch.accounts.masking import mask_recipient
 from notifwatch.deliveries.models import DeliveryEvent, FinalStatus, IdentityProblem, Notification
 from notifwatch.failures.actions import wake
-from notifwatch.failures.grouping import (
-    RECENT_FIELDS,
-    RULES_VERSION,
-    WEEK,
-    Problem,
-    recent_counts,
-    record_problems,
-)
+from notifwatch.failures.grouping import RULES_VERSION, Problem, record_problems
+from notifwatch.failures.impact import REACHED, RECENT_FIELDS, WEEK, recent_counts
 from notifwatch.failures.models import FailureGroup, Fingerprint, Kind, Occurrence, Status
 from notifwatch.failures.reasons import reason_by_key
 from notifwatch.failures.windows import Windows, default_window, describe
 from notifwatch.ingest.models import Outcome, RawEvent, Source, SourceKind
 
 LOOKBACK = timedelta(days=8)
-REACHED = (FinalStatus.DELIVERED, FinalStatus.COMPLAINED)
 NOT_SETTLED = (FinalStatus.PENDING, FinalStatus.DEFERRED)
 
 # Duplicate sends.

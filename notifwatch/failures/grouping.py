@@ -1,20 +1,19 @@
-"""Turning detected problems into exceptions: fingerprints, occurrences, lifecycle, impact.
+"""Turning detected problems into exceptions: fingerprints, occurrences, lifecycle.
 
 Detection rules (notifwatch/failures/detection.py) describe each problem as a `Problem` with a
 fingerprint; `record_problems` finds or creates the exception for each fingerprint, adds the
-occurrences it has not counted yet, and moves the lifecycle on (regressed, woke up).
+occurrences it has not counted yet, moves the lifecycle on (regressed, woke up) and recounts
+the exception's figures (impact.py).
 """
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Max, Min, Q
-from django.utils import timezone
 
-from notifwatch.deliveries.models import Notification
 from notifwatch.failures.actions import assign, regress, wake, write_history
+from notifwatch.failures.impact import refresh_impact
 from notifwatch.failures.models import (
     FailureGroup,
     Fingerprint,
@@ -26,7 +25,6 @@ from notifwatch.failures.models import (
 
 # Bump when a rule's fingerprint changes; old fingerprints keep pointing at their exceptions.
 RULES_VERSION = 1
-REACHED = ("delivered", "complained")
 
 
 @dataclass
@@ -157,73 +155,3 @@ def matches(rule: OwnerRule, group: FailureGroup) -> bool:
     if rule.source_id and rule.source_id != group.source_id:
         return False
     return all(not value or getattr(group, name) == value for name, value in wanted.items())
-
-
-WEEK = timedelta(days=7)
-DAY = timedelta(days=1)
-RECENT_FIELDS = ["recent_occurrences", "week_before_occurrences", "day_occurrences"]
-
-
-def recent_counts(now: datetime) -> dict:
-    """Aggregates of RECENT_FIELDS over occurrences, as of `now`."""
-    return {
-        "recent_occurrences": Count("id", filter=Q(occurred_at__gte=now - WEEK)),
-        "week_before_occurrences": Count(
-            "id", filter=Q(occurred_at__gte=now - 2 * WEEK, occurred_at__lt=now - WEEK)
-        ),
-        "day_occurrences": Count("id", filter=Q(occurred_at__gte=now - DAY)),
-    }
-
-
-def refresh_impact(group_ids) -> None:
-    """Occurrences, customers affected, reached anyway or not at all; first and last seen."""
-    group_ids = set(group_ids)
-    if not group_ids:
-        return
-    now = timezone.now()
-    counts = {
-        row["group_id"]: row
-        for row in Occurrence.objects.filter(group_id__in=group_ids)
-        .values("group_id")
-        .annotate(
-            n=Count("id"),
-            customers=Count("customer_id", distinct=True, filter=~Q(customer_id="")),
-            first=Min("occurred_at"),
-            last=Max("occurred_at"),
-            **recent_counts(now),
-        )
-    }
-    for group in FailureGroup.objects.filter(pk__in=group_ids):
-        row = counts.get(group.pk)
-        if row is None:
-            continue
-        customers = set(
-            Occurrence.objects.filter(group=group)
-            .exclude(customer_id="")
-            .values_list("customer_id", flat=True)
-            .distinct()
-        )
-        reached = reached_anyway(group, customers)
-        FailureGroup.objects.filter(pk=group.pk).update(
-            occurrences=row["n"],
-            customers_affected=row["customers"],
-            customers_reached_anyway=len(reached),
-            customers_not_reached=row["customers"] - len(reached),
-            first_seen=min(group.first_seen, row["first"]),
-            last_seen=max(group.last_seen, row["last"]),
-            **{name: row[name] for name in RECENT_FIELDS},
-            updated_at=now,
-        )
-
-
-def reached_anyway(group: FailureGroup, customers: set[str]) -> set[str]:
-    """Customers who got the same purpose some other way: a later attempt or another channel."""
-    if not customers or not group.purpose:
-        return set()
-    return set(
-        Notification.objects.filter(
-            customer_id__in=customers, purpose=group.purpose, final_status__in=REACHED
-        )
-        .values_list("customer_id", flat=True)
-        .distinct()
-    )

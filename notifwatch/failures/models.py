@@ -76,7 +76,7 @@ class FailureGroup(models.Model):
     snooze_wake_occurrences = models.PositiveIntegerField(null=True, blank=True)
     occurrences = models.PositiveIntegerField(default=0)
     # Occurrences in the last 7 days (how fast it grows: the queue's second sort key), in the 7
-    # days before, and in the last 24 hours. Counted when it grows (grouping.refresh_impact) and
+    # days before, and in the last 24 hours. Counted when it grows (impact.refresh_impact) and
     # recounted by every detection pass (detection.refresh_growth), since they shrink as days
     # pass: pages read them instead of counting a big exception's occurrences on every view.
     recent_occurrences = models.PositiveIntegerField(default=0, db_default=0)

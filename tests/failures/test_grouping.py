@@ -9,6 +9,7 @@ from notifwatch.accounts.models import Team
 from notifwatch.audit.models import AuditEntry
 from notifwatch.deliveries.models import Notification
 from notifwatch.failures import grouping
+from notifwatch.failures.impact import refresh_impact
 from notifwatch.failures.actions import set_status, snooze
 from notifwatch.failures.grouping import record_problems
 from notifwatch.failures.models import (
@@ -188,7 +189,7 @@ def test_it_counts_a_later_delivery_of_the_same_purpose(json_source):
     # Another purpose for cus_1 does not count: it is not the notification they missed.
     send(json_source, event("ship-1", "delivered", "2025-03-14T12:00:00Z", "cus_1", purpose="x"))
 
-    grouping.refresh_impact([group.pk])
+    refresh_impact([group.pk])
 
     group.refresh_from_db()
     assert (group.customers_reached_anyway, group.customers_not_reached) == (2, 1)
