@@ -7,7 +7,7 @@ from django.utils.html import format_html
 from django_tasks_db.models import DBTaskResult
 
 from notifwatch.worker.models import Schedule
-from notifwatch.worker.scheduling import MAX_ATTEMPTS
+from notifwatch.worker.tasks import MAX_ATTEMPTS
 
 
 @admin.register(Schedule)

@@ -8,7 +8,8 @@ These are the small pieces it lacks. The database is the queue and the lock:
   read. Only the worker whose UPDATE touched one row enqueues the run, so several workers on
   several machines run each tick once.
 - Each run is the task `tasks.run_scheduled(name, attempt)`, which calls the job's plain callable,
-  records the outcome on the schedule and, on failure, re-enqueues itself with a backoff.
+  records the outcome on the schedule and, on failure, re-enqueues itself with a backoff (the
+  retry policy lives there, with the task: this module enqueues it and nothing imports back).
 - A tick is skipped while the job's previous run (or its pending retry) is unfinished, so a slow
   pass or a backoff is never overtaken by the next tick.
 - `sweep_stale_tasks` puts a task back in the queue when the worker running it died.
@@ -25,13 +26,9 @@ from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from notifwatch.worker.models import Schedule
+from notifwatch.worker.tasks import run_scheduled
 
 logger = logging.getLogger("notifwatch.worker")
-
-# Retries: attempt n (1-based) failing is retried after 30 s x 2^(n-1), capped; attempt 5 is the last.
-MAX_ATTEMPTS = 5
-BACKOFF_BASE_SECONDS = 30
-BACKOFF_CAP_SECONDS = 30 * 60
 
 # A task whose worker died this many times is marked failed instead of being run again.
 MAX_CLAIMS = 3
@@ -51,11 +48,6 @@ REGISTRY: tuple[Job, ...] = (
     Job("retry_raw_events", "notifwatch.ingest.tasks.retry_unprocessed_raw_events", 60),
     Job("prune", "notifwatch.audit.retention.prune", 24 * 3600),
 )
-
-
-def backoff_seconds(attempt: int) -> int:
-    """Delay before retrying after attempt `attempt` (1-based) failed."""
-    return min(BACKOFF_BASE_SECONDS * 2 ** (attempt - 1), BACKOFF_CAP_SECONDS)
 
 
 def stale_task_seconds() -> int:
@@ -100,8 +92,6 @@ def claim_and_enqueue(schedule: Schedule, now: datetime) -> bool:
     Returns False when another worker claimed it first, or when the previous run is unfinished
     (the tick is then consumed without a run). Claim and enqueue commit together.
     """
-    from notifwatch.worker.tasks import run_scheduled
-
     try:
         with transaction.atomic():
             claimed = Schedule.objects.filter(

@@ -13,9 +13,18 @@ from django.utils.module_loading import import_string
 from django_tasks import task
 
 from notifwatch.worker.models import Schedule
-from notifwatch.worker.scheduling import MAX_ATTEMPTS, backoff_seconds
 
 logger = logging.getLogger("notifwatch.worker")
+
+# Retries: attempt n (1-based) failing is retried after 30 s x 2^(n-1), capped; attempt 5 is the last.
+MAX_ATTEMPTS = 5
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_CAP_SECONDS = 30 * 60
+
+
+def backoff_seconds(attempt: int) -> int:
+    """Delay before retrying after attempt `attempt` (1-based) failed."""
+    return min(BACKOFF_BASE_SECONDS * 2 ** (attempt - 1), BACKOFF_CAP_SECONDS)
 
 
 @task()

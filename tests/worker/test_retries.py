@@ -7,7 +7,8 @@ from django_tasks import TaskResultStatus
 from django_tasks_db.models import DBTaskResult
 
 from notifwatch.worker.models import Schedule
-from notifwatch.worker.scheduling import MAX_ATTEMPTS, backoff_seconds, enqueue_due
+from notifwatch.worker.scheduling import enqueue_due
+from notifwatch.worker.tasks import MAX_ATTEMPTS, backoff_seconds
 
 from .conftest import drain
 
