@@ -293,7 +293,7 @@ def time_pages(count: int, now, explain: bool) -> None:
     from django.test.utils import CaptureQueriesContext
 
     from notifwatch.deliveries.models import Notification
-    from notifwatch.deliveries.views import make_cursor
+    from notifwatch.lib.paging import time_cursor
 
     client = Client()
     client.force_login(get_user_model().objects.get(username=AUDITOR[0]))
@@ -315,7 +315,10 @@ def time_pages(count: int, now, explain: bool) -> None:
     for label, params in cases:
         timings = {}
         plans = []
-        for depth, extra in (("first", {}), ("deep", {"before": make_cursor(middle)})):
+        for depth, extra in (
+            ("first", {}),
+            ("deep", {"before": time_cursor(middle.last_event_at, middle.pk)}),
+        ):
             query = urllib.parse.urlencode(params | extra)
 
             def get(query=query):

@@ -1,15 +1,13 @@
 """The audit page and its export: every human and system action, filterable."""
 
-from datetime import datetime
-
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.dateparse import parse_datetime
 
 from notifwatch.accounts.access import READ_ROLES, role_required
 from notifwatch.audit.downloads import EXPORT_ROLES, download
 from notifwatch.audit.filters import AuditFilter
 from notifwatch.audit.models import AuditEntry
+from notifwatch.lib.paging import older_than, parse_time_cursor, time_cursor
 
 PAGE = 50
 
@@ -20,11 +18,9 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     entries = (
         filtered.qs.order_by("-at", "-id") if filtered.is_valid() else AuditEntry.objects.none()
     )
-    before = keyset(request.GET.get("before", ""))
+    before = parse_time_cursor(request.GET.get("before", ""))
     if before:
-        at, pk = before
-        # (at, id) is indexed; the redundant `at__lte` bound lets the planner use it.
-        entries = entries.filter(at__lte=at).exclude(at=at, id__gte=pk)
+        entries = older_than(entries, "at", *before)
     page = list(entries[: PAGE + 1])
     more = len(page) > PAGE
     page = page[:PAGE]
@@ -32,7 +28,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     query.pop("before", None)
     next_query = None
     if more:
-        query["before"] = f"{page[-1].at.isoformat()}|{page[-1].pk}"
+        query["before"] = time_cursor(page[-1].at, page[-1].pk)
         next_query = query.urlencode()
         query.pop("before")
     template = "audit/audit_list.html#entries" if request.htmx else "audit/audit_list.html"
@@ -47,12 +43,6 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             "may_export": request.user.membership.role in EXPORT_ROLES,
         },
     )
-
-
-def keyset(value: str) -> tuple[datetime, int] | None:
-    at_text, _, pk = value.partition("|")
-    at = parse_datetime(at_text) if at_text else None
-    return (at, int(pk)) if at and pk.isdigit() else None
 
 
 @role_required(*EXPORT_ROLES)

@@ -1,9 +1,8 @@
 """Finding notifications from the one thing a support agent has at hand."""
 
 import re
-from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from notifwatch.deliveries.models import DeliveryEvent, Notification, NotificationRef
 from notifwatch.ingest.canonical import normalise_recipient
@@ -59,14 +58,4 @@ def recorded_notifications() -> QuerySet[Notification]:
         Notification.objects.filter(last_event_at__isnull=False)
         .select_related("source")
         .order_by("-last_event_at", "-id")
-    )
-
-
-def older_than(
-    notifications: QuerySet[Notification], last_event_at: datetime, pk: int
-) -> QuerySet[Notification]:
-    """Keyset page after (last_event_at, id); the redundant `lte` bound lets the index be used."""
-    return notifications.filter(
-        Q(last_event_at__lt=last_event_at) | Q(last_event_at=last_event_at, pk__lt=pk),
-        last_event_at__lte=last_event_at,
     )

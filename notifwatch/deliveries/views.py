@@ -2,7 +2,6 @@
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from django.db.models import QuerySet
@@ -15,30 +14,24 @@ from notifwatch.accounts.masking import mask_recipient, shown_text
 from notifwatch.audit.downloads import EXPORT_ROLES, download
 from notifwatch.audit.filters import trail_url
 from notifwatch.deliveries.filters import NotificationFilter
-from notifwatch.deliveries.lookup import (
-    find_notifications,
-    older_than,
-    recorded_notifications,
-)
-from notifwatch.deliveries.models import DeliveryEvent, FinalStatus, Notification
+from notifwatch.deliveries.lookup import find_notifications, recorded_notifications
+from notifwatch.deliveries.models import DeliveryEvent, Notification
 from notifwatch.deliveries.overview import build_overview
-from notifwatch.failures.reasons import Reason, reason_by_key
-from notifwatch.ingest.source_views import pretty_body
+from notifwatch.deliveries.wording import (
+    duplicate_note,
+    identity_hint,
+    reference_rows,
+    verdict,
+    words,
+)
+from notifwatch.failures.reasons import reason_by_key
+from notifwatch.ingest.parsing import pretty_body
+from notifwatch.lib.paging import older_than, parse_time_cursor, time_cursor
 
 PAGE_SIZE = 50
 HOME_DAYS = 7
 # Of a raw payload on the timeline, this many characters at most; its raw event page shows more.
 PAYLOAD_SHOWN_CHARS = 20_000
-
-FIX_OWNER_WORDS = {
-    "our_setup": "Our team — the sending setup (credentials, template or content)",
-    "recipient_data": "Whoever keeps the customer's contact details (CRM, billing or support)",
-    "recipient_choice": "No one — it was the customer's own choice; respect it and don't resend",
-    "provider": "The provider — it usually heals by itself; escalate if it persists",
-    "unknown": "Not known yet",
-}
-REF_WORDS = {"order_id": "order", "ticket_id": "ticket", "invoice_id": "invoice"}
-LOOKUP_REFS = ("order_id", "ticket_id", "invoice_id")
 
 
 @role_required(*READ_ROLES)
@@ -60,17 +53,18 @@ def home(request: HttpRequest) -> HttpResponse:
 def notification_search(request: HttpRequest) -> HttpResponse:
     """Find notifications by an identifier, narrowed by filters, or list them by filters alone."""
     search = search_of(request)
-    cursor = parse_cursor(request.GET.get("before", ""))
+    cursor = parse_time_cursor(request.GET.get("before", ""))
     notifications: list[Notification] = []
     older_url = ""
     if search.found is not None:
         found = search.found
         if cursor:
-            found = older_than(found, *cursor)
+            found = older_than(found, "last_event_at", *cursor)
         notifications = list(found[: PAGE_SIZE + 1])
         if len(notifications) > PAGE_SIZE:
             notifications = notifications[:PAGE_SIZE]
-            older_url = "?" + search.query(before=make_cursor(notifications[-1]))
+            last = notifications[-1]
+            older_url = "?" + search.query(before=time_cursor(last.last_event_at, last.pk))
         show_people(notifications, sees_personal_data(request.user))
     ctx = {
         "q": search.q,
@@ -157,28 +151,12 @@ def notification_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "verdict": verdict(notification, personal),
         "identity_hint": identity_hint(notification),
         "duplicate_note": duplicate_note(notification),
-        "refs": [
-            (REF_WORDS.get(name, words(name)).capitalize(), value)
-            for name, value in sorted(notification.refs.items())
-        ],
+        "refs": reference_rows(notification.refs),
         "events": events,
         "personal": personal,
         "trail_url": trail_url(notification),
     }
     return render(request, "deliveries/notification_detail.html", ctx)
-
-
-def make_cursor(notification: Notification) -> str:
-    return f"{notification.last_event_at.isoformat()}_{notification.pk}"
-
-
-def parse_cursor(value: str) -> tuple[datetime, int] | None:
-    when, _, pk = value.rpartition("_")
-    try:
-        parsed = datetime.fromisoformat(when)
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), int(pk)
-    except ValueError:
-        return None
 
 
 def show_people(notifications: list[Notification], personal: bool) -> None:
@@ -189,83 +167,6 @@ def show_people(notifications: list[Notification], personal: bool) -> None:
         n.reason = reason_by_key(n.reason_key)
         n.purpose_words = words(n.purpose)
         n.url = reverse("notification_detail", args=[n.pk])
-
-
-def words(value: str) -> str:
-    return value.replace("_", " ").replace("-", " ").strip().capitalize()
-
-
-def ordinal(n: int) -> str:
-    if n == 1:
-        return "first"
-    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
-    return f"{n}{suffix}"
-
-
-@dataclass
-class Verdict:
-    """The answer to "did the customer get it?", in words."""
-
-    tone: str  # good, bad, waiting, choice
-    headline: str
-    when: datetime | None
-    reason: Reason | None = None
-    fix_owner: str = ""
-    error_code: str = ""
-    error_message: str = ""
-
-
-def verdict(n: Notification, personal: bool) -> Verdict:
-    reason = reason_by_key(n.reason_key)
-    sentence = reason.sentence if reason else "the provider gave no reason."
-    raw = {
-        "error_code": n.error_code,
-        "error_message": shown_text(n.error_message, personal=personal),
-    }
-    owner = FIX_OWNER_WORDS.get(n.fix_owner or (reason.fix_owner if reason else ""), "")
-    status = n.final_status
-    if status == FinalStatus.DELIVERED:
-        headline = f"Delivered on the {ordinal(n.attempts)} attempt" if n.attempts > 1 else ""
-        return Verdict("good", headline or "Delivered on the first attempt", n.settled_at)
-    if status == FinalStatus.COMPLAINED:
-        return Verdict(
-            "choice",
-            "Delivered, then the customer marked it as spam",
-            n.settled_at,
-            reason,
-            owner,
-            **raw,
-        )
-    if status in (FinalStatus.BOUNCED, FinalStatus.FAILED, FinalStatus.SUPPRESSED):
-        tone = "bad" if n.counts_as_failure else "choice"
-        return Verdict(tone, f"Not delivered: {sentence}", n.settled_at, reason, owner, **raw)
-    if status == FinalStatus.DEFERRED:
-        headline = f"Not delivered yet: {sentence} Still being retried"
-        headline += f" (attempt {n.attempts})." if n.attempts else "."
-        return Verdict("waiting", headline, n.last_event_at, reason, owner, **raw)
-    return Verdict(
-        "waiting",
-        "No outcome yet: sent, and the provider has not reported delivery",
-        n.last_event_at,
-    )
-
-
-def identity_hint(n: Notification) -> str:
-    if not n.identity_problem:
-        return ""
-    for name in (*LOOKUP_REFS, *sorted(n.refs)):
-        if n.refs.get(name):
-            label = REF_WORDS.get(name, name.replace("_", " "))
-            return f"No customer id — look it up by {label} {n.refs[name]}"
-    return "No customer id — look it up by the recipient"
-
-
-def duplicate_note(n: Notification) -> str:
-    if not n.duplicate_sends:
-        return ""
-    times = n.duplicate_sends + 1
-    got = "twice" if times == 2 else f"{times} times"
-    return f"Sent {times} times — the customer got it {got}"
 
 
 def payload_text(event: DeliveryEvent) -> str:

@@ -8,9 +8,8 @@ from datetime import datetime, time, timedelta
 
 import django_filters
 from django import forms
-from django.db import connection, models
-from django.db.models import F, Func, Lookup, QuerySet, Value
-from django.db.models.lookups import LessThan
+from django.db import connection
+from django.db.models import F, Lookup, QuerySet
 from django.http import QueryDict
 from django.utils import timezone
 
@@ -20,6 +19,7 @@ from notifwatch.failures.forms import STATUS_FILTERS, PersonChoiceField, QuickSe
 from notifwatch.failures.models import FailureGroup, Kind
 from notifwatch.failures.reasons import CATEGORIES
 from notifwatch.ingest.models import Source
+from notifwatch.lib.paging import numbers_cursor, parse_numbers_cursor, rows_below
 
 # Impact first: customers nobody reached, then growth (occurrences in the last 7 days), then how
 # often it happened in all; the id keeps pages stable.
@@ -203,49 +203,18 @@ class ILike(Lookup):
         return f"{lhs} ILIKE {rhs}", (*lhs_params, *rhs_params)
 
 
-# --- Keyset paging ------------------------------------------------------------------------
-
-
-class RowValue(Func):
-    """`(a, b, c)`: compared as one value, so the planner can seek an index on (a, b, c)."""
-
-    function = ""
-    template = "(%(expressions)s)"
-    output_field = models.BigIntegerField()
+# --- Keyset paging in impact order --------------------------------------------------------
 
 
 def page_after(groups: QuerySet, cursor: tuple[int, ...] | None) -> QuerySet:
-    """The rows after the cursor in impact order: no OFFSET, so page 300 costs what page 1 does.
-
-    A row-value comparison rather than `a < x OR (a = x AND b < y) ...`: the planner cannot
-    seek an index with the OR form (PERF_NOTES: 347 ms against ~1 ms).
-    """
+    """The rows after the cursor in impact order: no OFFSET, so page 300 costs what page 1 does."""
     groups = groups.order_by(*IMPACT_ORDER)
-    if cursor is None:
-        return groups
-    return groups.filter(
-        LessThan(
-            RowValue(*(F(key) for key in IMPACT_KEYS)),
-            RowValue(*(Value(value) for value in cursor)),
-        )
-    )
+    return groups if cursor is None else rows_below(groups, IMPACT_KEYS, cursor)
 
 
 def make_cursor(group: FailureGroup, position: int) -> str:
-    """The last row's sort values, and how many rows came before the next page (for display)."""
-    return ".".join(str(getattr(group, key)) for key in IMPACT_KEYS) + f".{position}"
+    return numbers_cursor([getattr(group, key) for key in IMPACT_KEYS], position)
 
 
 def parse_cursor(value: str) -> tuple[tuple[int, ...], int] | None:
-    """(sort values, position), or None for the first page or a cursor that makes no sense."""
-    parts = value.split(".")
-    if len(parts) not in (len(IMPACT_KEYS), len(IMPACT_KEYS) + 1):
-        return None
-    try:
-        numbers = [int(part) for part in parts]
-    except ValueError:
-        return None
-    if any(n < 0 for n in numbers):
-        return None
-    keys, position = numbers[: len(IMPACT_KEYS)], numbers[len(IMPACT_KEYS) :]
-    return tuple(keys), (position[0] if position else 0)
+    return parse_numbers_cursor(value, len(IMPACT_KEYS))

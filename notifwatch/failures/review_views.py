@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect, push_url
 from notifwatch.accounts.access import READ_ROLES, membership_of, role_required, sees_personal_data
 from notifwatch.accounts.masking import mask_text
 from notifwatch.accounts.models import Role, Team
-from notifwatch.deliveries.views import words
+from notifwatch.deliveries.wording import words
 from notifwatch.failures.forms import PersonChoiceField, TeamChoiceField, people
 from notifwatch.failures.models import Decision, FailureGroup, Review, ReviewItem
 from notifwatch.failures.reviews import (

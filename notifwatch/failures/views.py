@@ -26,7 +26,7 @@ from notifwatch.audit.filters import trail_url
 from notifwatch.deliveries.charts import BarChart, Bucket, stacked_bars
 from notifwatch.deliveries.counts import PeriodStart
 from notifwatch.deliveries.models import Channel, Notification
-from notifwatch.deliveries.views import FIX_OWNER_WORDS, words
+from notifwatch.deliveries.wording import FIX_OWNER_WORDS, words
 from notifwatch.failures import bulk
 from notifwatch.failures.actions import add_note, assign, set_status, snooze
 from notifwatch.failures.detection import (

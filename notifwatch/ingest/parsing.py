@@ -1,4 +1,7 @@
-"""Turning received bytes into records (dicts), strictly: no NaN, UTF-8 with or without BOM."""
+"""Turning received bytes into records (dicts), strictly: no NaN, UTF-8 with or without BOM.
+
+And back into text for a page (`pretty_body`), leniently: a page shows whatever arrived.
+"""
 
 import hashlib
 import json
@@ -6,6 +9,8 @@ import math
 from typing import Any
 
 BOM = b"\xef\xbb\xbf"
+# A raw body can be megabytes; a page shows the start of it.
+MAX_SHOWN_BODY = 256 * 1024
 
 
 class BodyProblem(ValueError):
@@ -108,3 +113,22 @@ def kind_of(value: Any) -> str:
         bool: "true/false",
         type(None): "null",
     }.get(type(value), type(value).__name__)
+
+
+def pretty_body(body: bytes) -> tuple[str, str]:
+    """The body as text for a page: indented when it is JSON (or JSON lines); never parsed as HTML."""
+    text = body[:MAX_SHOWN_BODY].decode("utf-8", errors="replace").removeprefix("\ufeff")
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False), "JSON"
+    except ValueError:
+        pass
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(lines) > 1:
+        try:
+            records = [json.loads(line) for line in lines]
+        except ValueError:
+            return text, "text"
+        return "\n\n".join(json.dumps(r, indent=2, ensure_ascii=False) for r in records), (
+            "JSON lines"
+        )
+    return text, "text"

@@ -1,6 +1,5 @@
 """Pages about sources and what they sent: endpoints, counts, quarantine, mapping, tokens."""
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,13 +25,12 @@ from notifwatch.ingest.actions import (
 )
 from notifwatch.ingest.forms import MappingForm, mapping_text
 from notifwatch.ingest.models import Outcome, RawEvent, RefusedCallTally, Source, SourceKind
+from notifwatch.ingest.parsing import MAX_SHOWN_BODY, pretty_body
 from notifwatch.ingest.providers import SetupHelp, adapter_for
 from notifwatch.ingest.tasks import reprocess_source
 
 LATEST_QUARANTINED = 20
 LATEST_FAILED = 20
-# A raw body can be megabytes; the page shows the start of it.
-MAX_SHOWN_BODY = 256 * 1024
 # A reason or problem can quote whatever a sender put in a field: on the raw event's page this
 # much of each, and this many problems (a 5 MB batch can hold 100,000 unreadable items).
 RAW_TEXT_CHARS = 20_000
@@ -270,22 +268,3 @@ def raw_event_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "retry_attempts": settings.NOTIFWATCH_RAW_RETRY_ATTEMPTS,
     }
     return render(request, "ingest/raw_event_detail.html", ctx)
-
-
-def pretty_body(body: bytes) -> tuple[str, str]:
-    """The body as text for a page: indented when it is JSON (or JSON lines); never parsed as HTML."""
-    text = body[:MAX_SHOWN_BODY].decode("utf-8", errors="replace").removeprefix("\ufeff")
-    try:
-        return json.dumps(json.loads(text), indent=2, ensure_ascii=False), "JSON"
-    except ValueError:
-        pass
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) > 1:
-        try:
-            records = [json.loads(line) for line in lines]
-        except ValueError:
-            return text, "text"
-        return "\n\n".join(json.dumps(r, indent=2, ensure_ascii=False) for r in records), (
-            "JSON lines"
-        )
-    return text, "text"
