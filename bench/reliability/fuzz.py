@@ -824,6 +824,7 @@ def main(argv: list[str]) -> int:
             deadline,
         )
         sent_for = time.monotonic() - sending
+        print(f"  sent {len(results)} requests in {sent_for:.0f} s", flush=True)
         wait_for_received(10 if args.quick or args.only else 60)
         judged = verdicts(results, raw_rows_by_mark(), args.seed)
         from notifwatch.ingest.models import Outcome, RawEvent
@@ -831,7 +832,6 @@ def main(argv: list[str]) -> int:
         received = RawEvent.objects.filter(outcome=Outcome.RECEIVED).count()
         failed = [item for item in judged if item[4]]
         app.keep_logs = bool(failed)
-        print(f"  sent {len(results)} requests in {sent_for:.0f} s")
         if args.only:
             for index, family, note, _cell, failure, status, body, error, rows, size in judged:
                 print(f"    #{index} {family}: {note} ({size} bytes)")
