@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q
@@ -665,79 +666,117 @@ def retitle_shared(group: FailureGroup, problem: Problem) -> tuple[str, dict]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Mapping breaks
+# Raw-event rules: mapping breaks and rejected webhooks
 # ---------------------------------------------------------------------------------------------
 
 
-def detect_mapping_breaks(since: datetime, now: datetime | None = None) -> set[int]:
-    """Quarantined raw events, one exception per source, field and kind of message."""
+class RawRow(NamedTuple):
+    """One raw event as a raw-event rule reads it."""
+
+    pk: int
+    source: Source
+    received_at: datetime
+    problems: list[dict] | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class RawEventRule:
+    """Counts the raw events of one outcome: how it reads each, how its titles stay current."""
+
+    kind: str
+    outcome: str
+    rule: str
+    read: Callable[[RawRow, datetime], list[Problem]]
+    retitle: Callable[[FailureGroup, Problem, Source, datetime], tuple[str, dict]]
+
+
+def detect_raw_events(rule: RawEventRule, since: datetime, now: datetime | None) -> set[int]:
+    """Raw events of the rule's outcome received since `since` that it does not count yet."""
     now = now or timezone.now()
     sources = source_names()
-    raws = (
+    rows = (
         uncounted(
-            RawEvent.objects.filter(outcome=Outcome.QUARANTINED, received_at__gte=since),
-            Kind.MAPPING_BREAK,
+            RawEvent.objects.filter(outcome=rule.outcome, received_at__gte=since),
+            rule.kind,
             via="raw_event",
         )
         .order_by("received_at", "id")
         .values_list("id", "source_id", "received_at", "problems", "reason")
     )
-    problems = []
-    for pk, source_id, received_at, found, reason in raws:
-        source = sources[source_id]
-        entries = found or [{"field": None, "message": reason}]
-        seen = set()
-        for entry in entries:
-            name = entry.get("field") or ""
-            message = entry.get("message") or reason
-            if not name:
-                # "not valid JSON: Expecting value at column 1": the parser's detail varies by
-                # line; what broke ("not valid JSON") is before the colon.
-                message = message.split(":", 1)[0]
-            # A sender's text can be a megabyte; the title and fingerprint keep a readable head.
-            pattern = normalise_message(message)[:300]
-            if (name, pattern) in seen:
-                continue
-            seen.add((name, pattern))
-            problems.append(
-                Problem(
-                    kind=Kind.MAPPING_BREAK,
-                    fingerprint=f"mapping_break|{source_id}|{name}|{pattern}"[:500],
-                    title=break_title(name, pattern, received_at, 1, 1, source.slug, now),
-                    occurred_at=received_at,
-                    raw_event_id=pk,
-                    source_id=source_id,
-                    fix_owner="our_setup",
-                    detail={
-                        "field": name,
-                        "pattern": pattern,
-                        "example": (entry.get("message") or reason)[:300],
-                        "source": source.slug,
-                        "mapping": mapping_url(source),
-                    },
-                )
-            )
+    problems = [
+        problem
+        for pk, source_id, received_at, found, reason in rows
+        for problem in rule.read(RawRow(pk, sources[source_id], received_at, found, reason), now)
+    ]
 
     def retitle(group: FailureGroup, problem: Problem) -> tuple[str, dict]:
-        total = (
-            RawEvent.objects.filter(source_id=group.source_id, received_at__gte=group.first_seen)
-            .exclude(outcome=Outcome.REJECTED)
-            .count()
-        )
-        detail = {**group.detail, "first_seen": group.first_seen.isoformat()}
-        slug = detail.get("source", "")
-        title = break_title(
-            detail["field"],
-            detail["pattern"],
-            group.first_seen,
-            group.occurrences,
-            total,
-            slug,
-            now,
-        )
-        return title, detail
+        return rule.retitle(group, problem, sources[problem.source_id], now)
 
-    return record(problems, rule="mapping breaks", retitle=retitle)
+    return record(problems, rule=rule.rule, retitle=retitle)
+
+
+def detect_mapping_breaks(since: datetime, now: datetime | None = None) -> set[int]:
+    """Quarantined raw events, one exception per source, field and kind of message."""
+    return detect_raw_events(MAPPING_BREAKS, since, now)
+
+
+def break_problems(raw: RawRow, now: datetime) -> list[Problem]:
+    problems = []
+    seen = set()
+    for entry in raw.problems or [{"field": None, "message": raw.reason}]:
+        name = entry.get("field") or ""
+        message = entry.get("message") or raw.reason
+        if not name:
+            # "not valid JSON: Expecting value at column 1": the parser's detail varies by
+            # line; what broke ("not valid JSON") is before the colon.
+            message = message.split(":", 1)[0]
+        # A sender's text can be a megabyte; the title and fingerprint keep a readable head.
+        pattern = normalise_message(message)[:300]
+        if (name, pattern) in seen:
+            continue
+        seen.add((name, pattern))
+        slug = raw.source.slug
+        problems.append(
+            Problem(
+                kind=Kind.MAPPING_BREAK,
+                fingerprint=f"mapping_break|{raw.source.pk}|{name}|{pattern}"[:500],
+                title=break_title(name, pattern, raw.received_at, 1, 1, slug, now),
+                occurred_at=raw.received_at,
+                raw_event_id=raw.pk,
+                source_id=raw.source.pk,
+                fix_owner="our_setup",
+                detail={
+                    "field": name,
+                    "pattern": pattern,
+                    "example": (entry.get("message") or raw.reason)[:300],
+                    "source": slug,
+                    "mapping": mapping_url(raw.source),
+                },
+            )
+        )
+    return problems
+
+
+def retitle_break(
+    group: FailureGroup, problem: Problem, source: Source, now: datetime
+) -> tuple[str, dict]:
+    total = (
+        RawEvent.objects.filter(source_id=group.source_id, received_at__gte=group.first_seen)
+        .exclude(outcome=Outcome.REJECTED)
+        .count()
+    )
+    detail = {**group.detail, "first_seen": group.first_seen.isoformat()}
+    title = break_title(
+        detail["field"],
+        detail["pattern"],
+        group.first_seen,
+        group.occurrences,
+        total,
+        detail.get("source", ""),
+        now,
+    )
+    return title, detail
 
 
 def break_title(
@@ -754,58 +793,61 @@ def mapping_url(source: Source) -> str:
     return reverse("source_detail", args=[source.slug]) + "#mapping"
 
 
-# ---------------------------------------------------------------------------------------------
-# Rejected webhooks
-# ---------------------------------------------------------------------------------------------
+MAPPING_BREAKS = RawEventRule(
+    kind=Kind.MAPPING_BREAK,
+    outcome=Outcome.QUARANTINED,
+    rule="mapping breaks",
+    read=break_problems,
+    retitle=retitle_break,
+)
 
 
 def detect_rejected_webhooks(since: datetime, now: datetime | None = None) -> set[int]:
     """Calls refused for bad signatures or credentials, per source and reason."""
-    now = now or timezone.now()
-    sources = source_names()
-    raws = (
-        uncounted(
-            RawEvent.objects.filter(outcome=Outcome.REJECTED, received_at__gte=since),
-            Kind.REJECTED_WEBHOOKS,
-            via="raw_event",
-        )
-        .order_by("received_at", "id")
-        .values_list("id", "source_id", "received_at", "reason")
-    )
-    problems = []
-    for pk, source_id, received_at, reason in raws:
-        source = sources[source_id]
-        reason = reason or "no reason given"
-        problems.append(
-            Problem(
-                kind=Kind.REJECTED_WEBHOOKS,
-                fingerprint=f"rejected_webhooks|{source_id}|{normalise_message(reason)}"[:500],
-                title=rejected_title(source, 1, received_at, reason, now),
-                occurred_at=received_at,
-                raw_event_id=pk,
-                source_id=source_id,
-                fix_owner="our_setup",
-                detail={
-                    "source": source.slug,
-                    "last_reason": reason,
-                    "hint": "usually a rotated secret: compare the source's secret with the "
-                    "one the sender signs with",
-                },
-            )
-        )
+    return detect_raw_events(REJECTED_WEBHOOKS, since, now)
 
-    def retitle(group: FailureGroup, problem: Problem) -> tuple[str, dict]:
-        source = sources[group.source_id]
-        reason = problem.detail["last_reason"]
-        title = rejected_title(source, group.occurrences, group.first_seen, reason, now)
-        return title, {**problem.detail, "first_seen": group.first_seen.isoformat()}
 
-    return record(problems, rule="rejected webhooks", retitle=retitle)
+def rejected_problems(raw: RawRow, now: datetime) -> list[Problem]:
+    reason = raw.reason or "no reason given"
+    return [
+        Problem(
+            kind=Kind.REJECTED_WEBHOOKS,
+            fingerprint=f"rejected_webhooks|{raw.source.pk}|{normalise_message(reason)}"[:500],
+            title=rejected_title(raw.source, 1, raw.received_at, reason, now),
+            occurred_at=raw.received_at,
+            raw_event_id=raw.pk,
+            source_id=raw.source.pk,
+            fix_owner="our_setup",
+            detail={
+                "source": raw.source.slug,
+                "last_reason": reason,
+                "hint": "usually a rotated secret: compare the source's secret with the "
+                "one the sender signs with",
+            },
+        )
+    ]
+
+
+def retitle_rejected(
+    group: FailureGroup, problem: Problem, source: Source, now: datetime
+) -> tuple[str, dict]:
+    reason = problem.detail["last_reason"]
+    title = rejected_title(source, group.occurrences, group.first_seen, reason, now)
+    return title, {**problem.detail, "first_seen": group.first_seen.isoformat()}
 
 
 def rejected_title(source: Source, count: int, first: datetime, reason: str, now) -> str:
     calls = "call" if count == 1 else "calls"
     return f"{source}: {count} rejected {calls} since {when(first, now)}, last reason: {reason}"
+
+
+REJECTED_WEBHOOKS = RawEventRule(
+    kind=Kind.REJECTED_WEBHOOKS,
+    outcome=Outcome.REJECTED,
+    rule="rejected webhooks",
+    read=rejected_problems,
+    retitle=retitle_rejected,
+)
 
 
 # ---------------------------------------------------------------------------------------------
