@@ -86,6 +86,7 @@ from notifwatch.accounts.masking import mask_recipient, shown_text
 from notifwatch.audit.actions import actor_label, record_audit
 from notifwatch.audit.models import AuditEntry
 from notifwatch.deliveries.models import DeliveryEvent, Notification
+from notifwatch.failures.explain import explain
 from notifwatch.failures.models import FailureGroup, Occurrence
 from notifwatch.failures.reasons import reason_by_key
 from notifwatch.ingest.models import Source
@@ -487,9 +488,6 @@ def exception_values(queryset):
 
 
 def exception_row_converter(show_personal_data: bool):
-    # Imported here: the exception pages import these export functions for their downloads.
-    from notifwatch.failures.views import explain
-
     def show(text: str) -> str:
         return shown_text(text, personal=show_personal_data, limit=CELL_CHARS)
 

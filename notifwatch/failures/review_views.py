@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect, push_url
 from notifwatch.accounts.access import READ_ROLES, membership_of, role_required, sees_personal_data
 from notifwatch.accounts.masking import mask_text
 from notifwatch.accounts.models import Role, Team
-from notifwatch.deliveries.wording import words
+from notifwatch.failures.explain import explain
 from notifwatch.failures.forms import PersonChoiceField, TeamChoiceField, people
 from notifwatch.failures.models import Decision, FailureGroup, Review, ReviewItem
 from notifwatch.failures.reviews import (
@@ -31,7 +31,7 @@ from notifwatch.failures.reviews import (
     start_review,
     week_start,
 )
-from notifwatch.failures.views import channel_words, explain, owner_words, person
+from notifwatch.failures.wording import owner_words, person, where_words
 
 CHANGE_ROLES = (Role.ADMIN, Role.REVIEWER)
 
@@ -352,9 +352,7 @@ def review_context(
         "next": items[index + 1] if index + 1 < len(items) else None,
         "explanation": explain(group, sees_personal_data(request.user)),
         "owner": owner_words(group),
-        "where": " · ".join(
-            filter(None, [str(group.source or ""), channel_words(group), words(group.purpose)])
-        ),
+        "where": where_words(group),
     }
     if can_change:
         ctx["decisions"] = [

@@ -1,18 +1,16 @@
 """Pages about exceptions: the review queue, one exception's story, the decisions taken on them."""
 
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django import forms
 from django.apps import apps
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import dateformat, timezone
+from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.utils.html import format_html, format_html_join
 from django.views.decorators.http import require_POST
@@ -25,17 +23,11 @@ from notifwatch.audit.downloads import EXPORT_ROLES, download
 from notifwatch.audit.filters import trail_url
 from notifwatch.deliveries.charts import BarChart, Bucket, stacked_bars
 from notifwatch.deliveries.counts import PeriodStart
-from notifwatch.deliveries.models import Channel, Notification
-from notifwatch.deliveries.wording import FIX_OWNER_WORDS, words
+from notifwatch.deliveries.models import Notification
+from notifwatch.deliveries.wording import words
 from notifwatch.failures import bulk
 from notifwatch.failures.actions import add_note, assign, set_status, snooze
-from notifwatch.failures.detection import (
-    CAUSE_PHRASES,
-    CAUSE_REIMPORT,
-    CAUSE_TIMEOUT,
-    CAUSE_TWO_WORKERS,
-    CAUSE_UNKNOWN,
-)
+from notifwatch.failures.explain import explain, raw_said
 from notifwatch.failures.filters import (
     FIX_OWNER_CHOICES,
     QueueFilter,
@@ -52,16 +44,20 @@ from notifwatch.failures.forms import (
     StatusForm,
     people,
 )
-from notifwatch.failures.models import (
-    FailureGroup,
-    GroupHistory,
-    HistoryKind,
-    Kind,
-    Occurrence,
-    Status,
-)
-from notifwatch.failures.reasons import reason_by_key
+from notifwatch.failures.models import FailureGroup, Occurrence, Status
 from notifwatch.failures.tasks import apply_bulk_in_background
+from notifwatch.failures.wording import (
+    change_words,
+    filter_words,
+    history_rows,
+    outcome_words,
+    owner_words,
+    person,
+    plural,
+    snooze_words,
+    trend_words,
+    where_words,
+)
 
 CHANGE_ROLES = (Role.ADMIN, Role.REVIEWER)
 PAGE_SIZE = 50
@@ -376,9 +372,7 @@ def decorate_rows(request: HttpRequest, rows: list[FailureGroup]) -> None:
     personal = sees_personal_data(request.user)
     for group in rows:
         group.title = group.title if personal else mask_text(group.title)
-        group.where_words = " · ".join(
-            filter(None, [str(group.source or ""), channel_words(group), words(group.purpose)])
-        )
+        group.where_words = where_words(group)
         group.category_words = words(group.reason_category)
         group.fix_words = dict(FIX_OWNER_CHOICES).get(group.fix_owner, "")
         # Kept on the exception (refresh_impact, refresh_growth): counting them here cost 20 ms
@@ -391,16 +385,6 @@ def decorate_rows(request: HttpRequest, rows: list[FailureGroup]) -> None:
         group.url = reverse("exception_detail", args=[group.pk])
         group.action_url = reverse("exception_action", args=[group.pk])
         group.assignee_words = person(group.assignee) if group.assignee_id else ""
-
-
-def trend_words(this_week: int, last_week: int) -> tuple[str, str]:
-    """An arrow for the table, and the sentence behind it for its tooltip and screen readers."""
-    week = f"{this_week} in the last 7 days, {last_week} in the 7 before"
-    if this_week > last_week:
-        return "↑", f"{week}: growing" if last_week else f"{week}: new this week"
-    if this_week < last_week:
-        return "↓", f"{week}: shrinking"
-    return ("→", f"{week}: steady") if this_week else ("", f"{week}: quiet")
 
 
 def row_controls(request: HttpRequest, back: str) -> dict:
@@ -459,65 +443,6 @@ def bulk_change(form: BulkForm) -> bulk.Change:
     )
 
 
-def change_words(change: bulk.Change) -> str:
-    if change.verb == "resolve":
-        return "Mark resolved"
-    if change.verb == "accept":
-        return "Accept as expected"
-    if change.verb == "snooze":
-        return "Snooze " + snooze_words(change.until, None)
-    owners = []
-    if change.team:
-        owners.append(f"team {change.team}")
-    if change.assignee:
-        owners.append(f"person {person(change.assignee)}")
-    return "Assign to " + " and ".join(owners)
-
-
-def outcome_words(change: bulk.Change, outcome: bulk.Outcome) -> str:
-    done = {
-        "resolve": "Marked {n} resolved",
-        "accept": "Accepted {n} as expected",
-        "snooze": "Snoozed {n}",
-        "assign": "Assigned {n}",
-    }[change.verb].format(n=plural(outcome.changed, "exception"))
-    parts = [done + "." if outcome.changed else "Nothing changed."]
-    if outcome.unchanged:
-        were = "was" if outcome.unchanged == 1 else "were"
-        parts.append(f"{outcome.unchanged:,} {were} already like that: left alone.")
-    if outcome.gone:
-        parts.append(
-            f"{plural(outcome.gone, 'exception')} changed meanwhile and no longer matched the "
-            "filters: left alone."
-        )
-    return " ".join(parts)
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def filter_words(querystring: str) -> list[tuple[str, str]]:
-    """The filters as (label, value) pairs a person can read back before confirming."""
-    filterset = QueueFilter(QueryDict(querystring), queryset=FailureGroup.objects.none())
-    if not filterset.is_valid():
-        return []
-    pairs = []
-    for name, value in filterset.form.cleaned_data.items():
-        if value in (None, ""):
-            continue
-        bound = filterset.form[name]
-        if hasattr(value, "pk"):
-            shown = person(value) if name == "assignee" else str(value)
-        else:
-            # Iterated, never sized: django-filter's choice iterator over callable choices
-            # (the teams) cannot tell its length.
-            choices = getattr(bound.field, "choices", None)
-            shown = dict(iter(choices)).get(str(value), value) if choices is not None else value
-        pairs.append((str(bound.label), str(shown)))
-    return pairs
-
-
 def render_bulk(request: HttpRequest, form: BulkForm, **extra) -> HttpResponse:
     """The confirmation (exact count, sample, what will happen), or the form with its errors."""
     data = getattr(form, "cleaned_data", {})  # what validated, even when something did not
@@ -571,100 +496,6 @@ def carried_fields(form: BulkForm) -> list[tuple[str, object]]:
 # --- One exception ------------------------------------------------------------------------
 
 
-@dataclass
-class Explanation:
-    """Why this exception exists and what to do about it, in words."""
-
-    sentence: str
-    action: str
-    fix_owner: str = ""
-    permanent: bool | None = None
-    # (label, text, link) rows: the facts a reader needs to act on it.
-    facts: list[tuple[str, str, str]] = field(default_factory=list)
-
-
-@dataclass
-class RawSaid:
-    """What the provider (or our ingest) said, verbatim, beside the readable reason."""
-
-    label: str
-    code: str
-    message: str
-    url: str
-
-
-DUPLICATE_ACTIONS = {
-    CAUSE_TIMEOUT: "Before retrying after a timeout, check whether the first attempt went "
-    "through, or send with the provider's idempotency key so a retry cannot deliver twice.",
-    CAUSE_TWO_WORKERS: "Make sure one worker claims each notification (a unique key, or a claim "
-    "in the queue) so two cannot send it at the same time.",
-    CAUSE_REIMPORT: "Make re-runs reuse the original notification keys, so a job or import run "
-    "a second time is recognised and skipped.",
-}
-IDENTITY_PROBLEMS = {
-    "missing_customer_id": (
-        "Notifications arrive without a stable customer id, so nobody can find them by customer.",
-        "Have the sender include the customer id in what it reports (or map it in the source's "
-        "field mapping).",
-    ),
-    "shared_recipient": (
-        "One address is used by several customer ids.",
-        "Check the CRM for duplicate or merged customer records: an address belongs to one "
-        "person, so one of these customers has the wrong contact details.",
-    ),
-    "unmatched_callback": (
-        "Delivery reports arrive that match no notification the sender reported.",
-        "Make sure the sender reports its sends (with the provider message id) to notifwatch, "
-        "and that the provider's webhook points at the right source.",
-    ),
-}
-SILENCE_ACTIONS = {
-    "provider_stopped_reporting": "The provider's status webhook has probably stopped or been "
-    "changed: check it in the provider's dashboard. Sends keep going out meanwhile.",
-    "purpose_stopped": "Check the job or trigger that sends this notification. If nothing was "
-    "due to be sent, accept this.",
-}
-KIND_ACTIONS = {
-    Kind.DELIVERY_FAILURE: "Open a sample notification below to see what the provider said.",
-    Kind.LATE: "Check whether the sender's queue or the provider is stuck, and whether the "
-    "provider still reports outcomes to us. If the window is simply too tight, widen it.",
-    Kind.DUPLICATE_SEND: "Make the sender idempotent: one key per notification, reused by every "
-    "retry and re-run.",
-    Kind.MAPPING_BREAK: "A field was probably renamed or removed upstream. Fix the source's field "
-    "mapping (or the sender), then reprocess the quarantined events: nothing is lost meanwhile.",
-    Kind.SILENCE: "Check whether the sender is running. If nothing was due to be sent, accept "
-    "this or give the source business hours.",
-    Kind.REJECTED_WEBHOOKS: "Usually a rotated secret: make the secret stored for this source "
-    "match the one the sender or provider signs with, so its events are accepted again.",
-}
-# Detail keys (as detection.py writes them) that the explanation already puts into words or
-# that the page shows elsewhere; any others are listed as they are.
-EXPLAINED_KEYS = {
-    "reason",  # delivery failures: the catalog sentence and action, shown from reason_key
-    "action",
-    "window_seconds",
-    "cause",
-    "how",
-    "problem",
-    "recipient",
-    "customer_ids",
-    "field",
-    "pattern",
-    "example",  # the raw text box shows the newest one
-    "source",
-    "mapping",
-    "first_seen",
-    "last_reason",
-    "hint",
-    "mode",
-    "last_seen",
-    "observed",
-    "expected",
-    "hours",
-    "sent_meanwhile",
-}
-
-
 def detail_context(request: HttpRequest, group: FailureGroup, **extra) -> dict:
     group = FailureGroup.objects.select_related("source", "team", "assignee", "merged_into").get(
         pk=group.pk
@@ -693,169 +524,12 @@ def detail_context(request: HttpRequest, group: FailureGroup, **extra) -> dict:
         "samples": newest,
         "history": history_rows(group, personal),
         "snooze_words": snooze_words(group.snoozed_until, group.snooze_wake_occurrences),
-        "source_words": " · ".join(
-            filter(None, [str(group.source or ""), channel_words(group), words(group.purpose)])
-        ),
+        "source_words": where_words(group),
     }
     if can_change and not group.merged_into_id:
         for action in ACTION_FORMS:
             ctx[f"{action}_form"] = action_form(action, group)
     return ctx | extra
-
-
-def explain(group: FailureGroup, personal: bool) -> Explanation:
-    """The readable reason: the catalog's when there is one, else what the kind's facts say."""
-    detail = group.detail if isinstance(group.detail, dict) else {}
-
-    # Details quote ingest reasons, which can be as long as what a sender put in a field.
-    def show(text: str) -> str:
-        return shown_text(text, personal=personal)
-
-    reason = reason_by_key(group.reason_key)
-    source = str(group.source or "this source")
-    what = " ".join(filter(None, [words(group.purpose), channel_words(group)])) or "Notifications"
-    kind_action = KIND_ACTIONS.get(group.kind, "")
-    if reason:
-        explanation = Explanation(reason.sentence, reason.action, permanent=reason.permanent)
-    elif group.kind == Kind.DELIVERY_FAILURE:
-        category = words(group.reason_category).lower() or "an unknown reason"
-        sentence = detail.get("reason") or f"{what} notifications failed: {category}."
-        explanation = Explanation(sentence, detail.get("action") or kind_action)
-    elif group.kind == Kind.LATE:
-        window = duration_words(detail.get("window_seconds"))
-        within = f"within {window}" if window else "within their timing window"
-        explanation = Explanation(
-            f"{what} notifications got no final status {within}.", kind_action
-        )
-    elif group.kind == Kind.DUPLICATE_SEND:
-        cause = str(detail.get("cause") or "")
-        phrase = CAUSE_PHRASES.get(cause, "") if cause != CAUSE_UNKNOWN else ""
-        sentence = "Customers got the same notification more than once"
-        explanation = Explanation(
-            f"{sentence}: {phrase}." if phrase else f"{sentence}.",
-            DUPLICATE_ACTIONS.get(cause, kind_action),
-        )
-    elif group.kind == Kind.IDENTITY:
-        problem = detail.get("problem") or ("shared_recipient" if "customer_ids" in detail else "")
-        sentence, action = IDENTITY_PROBLEMS.get(problem, IDENTITY_PROBLEMS["missing_customer_id"])
-        explanation = Explanation(sentence, action)
-    elif group.kind == Kind.MAPPING_BREAK:
-        field_name = str(detail.get("field") or "")
-        pattern = str(detail.get("pattern") or "").removeprefix("… ")
-        if field_name:
-            problem = f"{field_name} {pattern or 'is missing or unreadable'}"
-        else:
-            problem = pattern or str(detail.get("example") or "")
-        explanation = Explanation(
-            f"Events from {source} could not be read" + (f": {show(problem)}." if problem else "."),
-            kind_action,
-        )
-    elif group.kind == Kind.SILENCE:
-        mode = detail.get("mode", "")
-        if mode == "provider_stopped_reporting":
-            sentence = f"{source} still sends, but has stopped reporting delivery outcomes."
-        elif mode == "purpose_stopped":
-            label = words(group.purpose).lower() or "this notification"
-            sentence = f"{source} stopped sending {label} while it normally would."
-        else:
-            sentence = f"{source} stopped reporting while it normally would."
-        explanation = Explanation(sentence, SILENCE_ACTIONS.get(mode, kind_action))
-    elif group.kind == Kind.REJECTED_WEBHOOKS:
-        explanation = Explanation(
-            f"Calls to {source}'s endpoint were refused: bad signature or credentials.",
-            kind_action,
-        )
-    else:
-        explanation = Explanation(group.title, kind_action)
-    explanation.fix_owner = FIX_OWNER_WORDS.get(
-        group.fix_owner or (reason.fix_owner if reason else ""), ""
-    )
-    explanation.facts = kind_facts(group, detail, show)
-    return explanation
-
-
-def kind_facts(group: FailureGroup, detail: dict, show) -> list[tuple[str, str, str]]:
-    facts: list[tuple[str, str, str]] = []
-    if group.reason_category:
-        facts.append(("Category", words(group.reason_category), ""))
-    if group.kind == Kind.LATE and detail.get("window_seconds"):
-        facts.append(("Timing window", duration_words(detail["window_seconds"]), ""))
-    if detail.get("how"):
-        how = detail["how"] if isinstance(detail["how"], list) else [detail["how"]]
-        facts.append(("Sent under", " and ".join(map(str, how)), ""))
-    if detail.get("recipient"):
-        # Detection stores it masked already; mask again in case an older row did not.
-        facts.append(("Shared address", mask_recipient(str(detail["recipient"])), ""))
-    if detail.get("customer_ids"):
-        facts.append(("Customer ids", ", ".join(map(str, detail["customer_ids"])), ""))
-    if group.kind == Kind.MAPPING_BREAK and detail.get("field"):
-        facts.append(("Field", str(detail["field"]), ""))
-    if detail.get("last_reason"):
-        facts.append(("Last reason", show(str(detail["last_reason"])), ""))
-    if group.kind == Kind.SILENCE:
-        if detail.get("last_seen"):
-            facts.append(("Last heard from", when_words(detail["last_seen"]), ""))
-        if detail.get("hours") and detail.get("expected") is not None:
-            facts.append(
-                (
-                    f"Last {detail['hours']} hours",
-                    f"{detail.get('observed', 0)} events, about {detail['expected']} expected",
-                    "",
-                )
-            )
-        if detail.get("sent_meanwhile"):
-            facts.append(
-                ("Sent meanwhile", f"{detail['sent_meanwhile']} through this provider", "")
-            )
-    for key, value in sorted(detail.items()):
-        if key not in EXPLAINED_KEYS and isinstance(value, str | int | float) and value != "":
-            facts.append((words(key), show(str(value)), ""))
-    if group.source and group.kind in (Kind.MAPPING_BREAK, Kind.REJECTED_WEBHOOKS, Kind.SILENCE):
-        anchor = "#mapping" if group.kind == Kind.MAPPING_BREAK else ""
-        url = reverse("source_detail", args=[group.source.slug]) + anchor
-        label = "Fix the mapping" if anchor else "Source"
-        facts.append((label, f"{group.source} source page", url))
-    return facts
-
-
-RAW_SAID_WITHIN = 200
-
-
-def raw_said(group: FailureGroup, personal: bool) -> RawSaid | None:
-    """The newest provider error of its notifications, or the newest ingest reason."""
-    # Among the newest occurrences only: a late exception's notifications carry no provider
-    # error, and looking for one across 50k occurrences took 145 ms.
-    newest = (
-        Occurrence.objects.filter(group=group)
-        .order_by("-occurred_at", "-id")
-        .values("pk")[:RAW_SAID_WITHIN]
-    )
-    occurrence = (
-        Occurrence.objects.filter(pk__in=newest, notification__isnull=False)
-        .exclude(notification__error_code="", notification__error_message="")
-        .select_related("notification")
-        .order_by("-occurred_at", "-id")
-        .first()
-    )
-    if occurrence:
-        n = occurrence.notification
-        message = shown_text(n.error_message, personal=personal)
-        url = reverse("notification_detail", args=[n.pk])
-        return RawSaid(f"{n.provider or 'The provider'} said", n.error_code, message, url)
-    occurrence = (
-        Occurrence.objects.filter(pk__in=newest, raw_event__isnull=False)
-        .exclude(raw_event__reason="")
-        .select_related("raw_event")
-        .defer("raw_event__body")
-        .order_by("-occurred_at", "-id")
-        .first()
-    )
-    if occurrence:
-        raw = occurrence.raw_event
-        message = shown_text(raw.reason, personal=personal)
-        url = reverse("raw_event_detail", args=[raw.pk])
-        return RawSaid(f"Raw event #{raw.pk}", "", message, url)
-    return None
 
 
 CHART_DAYS = 14
@@ -914,129 +588,3 @@ def samples(group: FailureGroup, personal: bool) -> list[Occurrence]:
         else:
             row.url = ""
     return rows
-
-
-@dataclass
-class HistoryRow:
-    at: datetime
-    who: str
-    system: bool
-    what: str
-    comment: str
-    link: str = ""
-    link_text: str = ""
-
-
-def history_rows(group: FailureGroup, personal: bool) -> list[HistoryRow]:
-    """Every turning point, oldest first, with team and person ids put back into names."""
-    entries = list(GroupHistory.objects.filter(group=group).select_related("actor"))
-    team_ids, user_ids = set(), set()
-    for entry in entries:
-        for side in (entry.old, entry.new):
-            if isinstance(side, dict):
-                team_ids.add(side.get("team"))
-                user_ids.add(side.get("assignee"))
-    teams = dict(Team.objects.filter(pk__in=team_ids - {None}).values_list("pk", "name"))
-    users = {u.pk: person(u) for u in get_user_model().objects.filter(pk__in=user_ids - {None})}
-    rows = []
-    for entry in entries:
-        row = HistoryRow(
-            at=entry.at,
-            who=person(entry.actor) if entry.actor else f"System · {entry.rule or 'notifwatch'}",
-            system=entry.actor is None,
-            what=history_words(entry, teams, users),
-            comment=shown_text(entry.comment, personal=personal),
-        )
-        merged = (entry.new or {}) if entry.kind == HistoryKind.MERGED else {}
-        other = merged.get("merged_into") or merged.get("merged_from")
-        if other:
-            row.link, row.link_text = reverse("exception_detail", args=[other]), f"#{other}"
-        rows.append(row)
-    return rows
-
-
-def history_words(entry: GroupHistory, teams: dict, users: dict) -> str:
-    old = entry.old if isinstance(entry.old, dict) else {}
-    new = entry.new if isinstance(entry.new, dict) else {}
-    if entry.kind == HistoryKind.ASSIGNED:
-        changes = []
-        if old.get("team") != new.get("team"):
-            changes.append(f"team {teams.get(new.get('team'), 'none')}")
-        if old.get("assignee") != new.get("assignee"):
-            changes.append(f"person {users.get(new.get('assignee'), 'none')}")
-        return "Assigned to " + (" and ".join(changes) or "the same owner again")
-    if entry.kind in (HistoryKind.STATUS, HistoryKind.WOKE, HistoryKind.REGRESSED):
-        before, after_ = status_label(old.get("status")), status_label(new.get("status"))
-        return f"{entry.get_kind_display()}: {before} → {after_}"
-    if entry.kind == HistoryKind.SNOOZED:
-        until = parse_when(new.get("until"))
-        return "Snoozed " + snooze_words(until, new.get("wake_at_occurrences"))
-    if entry.kind == HistoryKind.MERGED:
-        return "Merged into" if new.get("merged_into") else "Merged in"
-    if entry.kind == HistoryKind.CREATED:
-        return "Created"
-    return entry.get_kind_display()
-
-
-# --- Words --------------------------------------------------------------------------------
-
-
-def person(user) -> str:
-    return user.get_full_name() or user.get_username()
-
-
-def owner_words(group: FailureGroup) -> str:
-    parts = []
-    if group.team_id:
-        parts.append(f"{group.team} (team)")
-    if group.assignee_id:
-        parts.append(f"{person(group.assignee)} (person)")
-    return " · ".join(parts) or "Unowned"
-
-
-def status_label(value: str | None) -> str:
-    return Status(value).label if value in Status.values else (value or "—")
-
-
-def channel_words(group: FailureGroup) -> str:
-    return Channel(group.channel).label if group.channel in Channel.values else group.channel
-
-
-def parse_when(value) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
-
-
-def when_words(value) -> str:
-    moment = parse_when(value)
-    if moment is None:
-        return ""
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return dateformat.format(timezone.localtime(moment), "D M j, H:i")
-
-
-def snooze_words(until: datetime | None, wake_at: int | None) -> str:
-    parts = []
-    if until:
-        until = timezone.make_aware(until) if timezone.is_naive(until) else until
-        parts.append("until " + dateformat.format(timezone.localtime(until), "D M j"))
-    if wake_at:
-        parts.append(f"until it reaches {wake_at} occurrences")
-    return ", or ".join(parts)
-
-
-def duration_words(seconds) -> str:
-    try:
-        seconds = int(seconds)
-    except (TypeError, ValueError):
-        return ""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{seconds} seconds"

@@ -1,0 +1,216 @@
+"""Exceptions in words: owners, statuses, moments, trends, history and bulk changes."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.http import QueryDict
+from django.urls import reverse
+from django.utils import dateformat, timezone
+
+from notifwatch.accounts.masking import shown_text
+from notifwatch.accounts.models import Team
+from notifwatch.deliveries.models import Channel
+from notifwatch.deliveries.wording import words
+from notifwatch.failures import bulk
+from notifwatch.failures.filters import QueueFilter
+from notifwatch.failures.models import FailureGroup, GroupHistory, HistoryKind, Status
+
+
+def person(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+def owner_words(group: FailureGroup) -> str:
+    parts = []
+    if group.team_id:
+        parts.append(f"{group.team} (team)")
+    if group.assignee_id:
+        parts.append(f"{person(group.assignee)} (person)")
+    return " · ".join(parts) or "Unowned"
+
+
+def where_words(group: FailureGroup) -> str:
+    """Where it happens: 'Postmark · Email · Order confirmation'."""
+    return " · ".join(
+        filter(None, [str(group.source or ""), channel_words(group), words(group.purpose)])
+    )
+
+
+def status_label(value: str | None) -> str:
+    return Status(value).label if value in Status.values else (value or "—")
+
+
+def channel_words(group: FailureGroup) -> str:
+    return Channel(group.channel).label if group.channel in Channel.values else group.channel
+
+
+def parse_when(value) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def when_words(value) -> str:
+    moment = parse_when(value)
+    if moment is None:
+        return ""
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return dateformat.format(timezone.localtime(moment), "D M j, H:i")
+
+
+def snooze_words(until: datetime | None, wake_at: int | None) -> str:
+    parts = []
+    if until:
+        until = timezone.make_aware(until) if timezone.is_naive(until) else until
+        parts.append("until " + dateformat.format(timezone.localtime(until), "D M j"))
+    if wake_at:
+        parts.append(f"until it reaches {wake_at} occurrences")
+    return ", or ".join(parts)
+
+
+def duration_words(seconds) -> str:
+    try:
+        seconds = int(seconds)
+    except (TypeError, ValueError):
+        return ""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} seconds"
+
+
+def trend_words(this_week: int, last_week: int) -> tuple[str, str]:
+    """An arrow for the table, and the sentence behind it for its tooltip and screen readers."""
+    week = f"{this_week} in the last 7 days, {last_week} in the 7 before"
+    if this_week > last_week:
+        return "↑", f"{week}: growing" if last_week else f"{week}: new this week"
+    if this_week < last_week:
+        return "↓", f"{week}: shrinking"
+    return ("→", f"{week}: steady") if this_week else ("", f"{week}: quiet")
+
+
+@dataclass
+class HistoryRow:
+    at: datetime
+    who: str
+    system: bool
+    what: str
+    comment: str
+    link: str = ""
+    link_text: str = ""
+
+
+def history_rows(group: FailureGroup, personal: bool) -> list[HistoryRow]:
+    """Every turning point, oldest first, with team and person ids put back into names."""
+    entries = list(GroupHistory.objects.filter(group=group).select_related("actor"))
+    team_ids, user_ids = set(), set()
+    for entry in entries:
+        for side in (entry.old, entry.new):
+            if isinstance(side, dict):
+                team_ids.add(side.get("team"))
+                user_ids.add(side.get("assignee"))
+    teams = dict(Team.objects.filter(pk__in=team_ids - {None}).values_list("pk", "name"))
+    users = {u.pk: person(u) for u in get_user_model().objects.filter(pk__in=user_ids - {None})}
+    rows = []
+    for entry in entries:
+        row = HistoryRow(
+            at=entry.at,
+            who=person(entry.actor) if entry.actor else f"System · {entry.rule or 'notifwatch'}",
+            system=entry.actor is None,
+            what=history_words(entry, teams, users),
+            comment=shown_text(entry.comment, personal=personal),
+        )
+        merged = (entry.new or {}) if entry.kind == HistoryKind.MERGED else {}
+        other = merged.get("merged_into") or merged.get("merged_from")
+        if other:
+            row.link, row.link_text = reverse("exception_detail", args=[other]), f"#{other}"
+        rows.append(row)
+    return rows
+
+
+def history_words(entry: GroupHistory, teams: dict, users: dict) -> str:
+    old = entry.old if isinstance(entry.old, dict) else {}
+    new = entry.new if isinstance(entry.new, dict) else {}
+    if entry.kind == HistoryKind.ASSIGNED:
+        changes = []
+        if old.get("team") != new.get("team"):
+            changes.append(f"team {teams.get(new.get('team'), 'none')}")
+        if old.get("assignee") != new.get("assignee"):
+            changes.append(f"person {users.get(new.get('assignee'), 'none')}")
+        return "Assigned to " + (" and ".join(changes) or "the same owner again")
+    if entry.kind in (HistoryKind.STATUS, HistoryKind.WOKE, HistoryKind.REGRESSED):
+        before, after_ = status_label(old.get("status")), status_label(new.get("status"))
+        return f"{entry.get_kind_display()}: {before} → {after_}"
+    if entry.kind == HistoryKind.SNOOZED:
+        until = parse_when(new.get("until"))
+        return "Snoozed " + snooze_words(until, new.get("wake_at_occurrences"))
+    if entry.kind == HistoryKind.MERGED:
+        return "Merged into" if new.get("merged_into") else "Merged in"
+    if entry.kind == HistoryKind.CREATED:
+        return "Created"
+    return entry.get_kind_display()
+
+
+def change_words(change: bulk.Change) -> str:
+    if change.verb == "resolve":
+        return "Mark resolved"
+    if change.verb == "accept":
+        return "Accept as expected"
+    if change.verb == "snooze":
+        return "Snooze " + snooze_words(change.until, None)
+    owners = []
+    if change.team:
+        owners.append(f"team {change.team}")
+    if change.assignee:
+        owners.append(f"person {person(change.assignee)}")
+    return "Assign to " + " and ".join(owners)
+
+
+def outcome_words(change: bulk.Change, outcome: bulk.Outcome) -> str:
+    done = {
+        "resolve": "Marked {n} resolved",
+        "accept": "Accepted {n} as expected",
+        "snooze": "Snoozed {n}",
+        "assign": "Assigned {n}",
+    }[change.verb].format(n=plural(outcome.changed, "exception"))
+    parts = [done + "." if outcome.changed else "Nothing changed."]
+    if outcome.unchanged:
+        were = "was" if outcome.unchanged == 1 else "were"
+        parts.append(f"{outcome.unchanged:,} {were} already like that: left alone.")
+    if outcome.gone:
+        parts.append(
+            f"{plural(outcome.gone, 'exception')} changed meanwhile and no longer matched the "
+            "filters: left alone."
+        )
+    return " ".join(parts)
+
+
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def filter_words(querystring: str) -> list[tuple[str, str]]:
+    """The filters as (label, value) pairs a person can read back before confirming."""
+    filterset = QueueFilter(QueryDict(querystring), queryset=FailureGroup.objects.none())
+    if not filterset.is_valid():
+        return []
+    pairs = []
+    for name, value in filterset.form.cleaned_data.items():
+        if value in (None, ""):
+            continue
+        bound = filterset.form[name]
+        if hasattr(value, "pk"):
+            shown = person(value) if name == "assignee" else str(value)
+        else:
+            # Iterated, never sized: django-filter's choice iterator over callable choices
+            # (the teams) cannot tell its length.
+            choices = getattr(bound.field, "choices", None)
+            shown = dict(iter(choices)).get(str(value), value) if choices is not None else value
+        pairs.append((str(bound.label), str(shown)))
+    return pairs
