@@ -5,6 +5,7 @@ the product) in the same transaction. `actor` is a user, or None for the system,
 `rule` names what decided.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.db import transaction
@@ -141,11 +142,42 @@ def snooze(
 
 def wake(group: FailureGroup, *, rule: str, why: str) -> FailureGroup:
     """A snoozed exception comes back: to its owner if it has one."""
+    return come_back(
+        group, Status.SNOOZED, to=owned_status, kind=HistoryKind.WOKE, rule=rule, comment=why
+    )
+
+
+def regress(group: FailureGroup, *, rule: str, new_occurrences: int) -> FailureGroup:
+    """New occurrences after it was resolved: reopen it, visibly."""
+    return come_back(
+        group,
+        Status.RESOLVED,
+        to=lambda _: Status.REGRESSED,
+        kind=HistoryKind.REGRESSED,
+        rule=rule,
+        comment=f"{new_occurrences} new occurrence(s) after it was resolved",
+    )
+
+
+def come_back(
+    group: FailureGroup,
+    was: str,
+    *,
+    to: Callable[[FailureGroup], str],
+    kind: str,
+    rule: str,
+    comment: str,
+) -> FailureGroup:
+    """The system brings an exception back from status `was`; from any other, nothing changes.
+
+    Checked on the locked row: a person may have changed it since the system read it.
+    """
     with transaction.atomic():
         group = locked(group)
-        if group.status != Status.SNOOZED:
+        if group.status != was:
             return group
-        group.status = Status.ASSIGNED if (group.team_id or group.assignee_id) else Status.NEW
+        group.status = to(group)
+        # Back in the queue, it is not snoozed (a resolved one never has these set: set_status).
         group.snoozed_until = None
         group.snooze_wake_occurrences = None
         group.save(
@@ -153,32 +185,17 @@ def wake(group: FailureGroup, *, rule: str, why: str) -> FailureGroup:
         )
         write_history(
             group,
-            HistoryKind.WOKE,
+            kind,
             rule=rule,
-            old={"status": Status.SNOOZED},
+            old={"status": was},
             new={"status": group.status},
-            comment=why,
+            comment=comment,
         )
     return group
 
 
-def regress(group: FailureGroup, *, rule: str, new_occurrences: int) -> FailureGroup:
-    """New occurrences after it was resolved: reopen it, visibly."""
-    with transaction.atomic():
-        group = locked(group)
-        if group.status != Status.RESOLVED:
-            return group
-        group.status = Status.REGRESSED
-        group.save(update_fields=["status", "updated_at"])
-        write_history(
-            group,
-            HistoryKind.REGRESSED,
-            rule=rule,
-            old={"status": Status.RESOLVED},
-            new={"status": Status.REGRESSED},
-            comment=f"{new_occurrences} new occurrence(s) after it was resolved",
-        )
-    return group
+def owned_status(group: FailureGroup) -> str:
+    return Status.ASSIGNED if (group.team_id or group.assignee_id) else Status.NEW
 
 
 def add_note(group: FailureGroup, text: str, *, actor) -> GroupHistory:

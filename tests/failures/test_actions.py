@@ -150,6 +150,7 @@ def test_it_snoozes_then_wakes_to_its_owner(group, team, reviewer):
         "snooze wake-ups",
         "its date came",
     )
+    assert (woke.old, woke.new) == ({"status": "snoozed"}, {"status": "assigned"})
     assert last_audit().actor_label == "system: snooze wake-ups"
 
 
@@ -193,6 +194,8 @@ def test_it_regresses_a_resolved_exception(group, reviewer):
         "delivery failures",
         "3 new occurrence(s) after it was resolved",
     )
+    assert (entry.old, entry.new) == ({"status": "resolved"}, {"status": "regressed"})
+    assert last_audit().actor_label == "system: delivery failures"
 
 
 def test_it_adds_a_note(group, reviewer):
