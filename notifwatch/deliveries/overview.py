@@ -32,8 +32,10 @@ from django.utils.timesince import timesince
 from notifwatch.deliveries.charts import BarChart, Bucket, stacked_bars
 from notifwatch.deliveries.counts import COUNTED, STATUSES, notification_buckets
 from notifwatch.deliveries.models import Channel, FinalStatus
+from notifwatch.deliveries.wording import words
 from notifwatch.failures.models import FailureGroup, Kind
 from notifwatch.ingest.models import Outcome, RawEvent, Source
+from notifwatch.lib.moments import moment_words, parse_moment
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -602,9 +604,9 @@ def silence_words(source: Source, group: FailureGroup, last: datetime | None, no
     observed = detail.get("observed") or 0
     hours = detail.get("hours") or 0
     if group.purpose:
-        what = f"no {words(group.purpose)} sends"
+        what = f"no {words(group.purpose).lower()} sends"
         last = parse_moment(detail.get("last_seen"))
-        noun = f"{words(group.purpose)} events"
+        noun = f"{words(group.purpose).lower()} events"
     elif detail.get("mode") == "provider_stopped_reporting":
         what, noun = "no delivery reports", "delivery reports"
     else:
@@ -667,35 +669,9 @@ def group_url(group: FailureGroup) -> str:
     return reverse("exception_detail", args=[group.pk])
 
 
-def words(value: str) -> str:
-    return value.replace("_", " ").replace("-", " ").strip().lower()
-
-
 def share_text(part: int, whole: int) -> str:
     """'97.3%', rounded down (in integers, no float surprises) so 100% means every one."""
     if not whole:
         return "–"
     tenths = part * 1000 // whole
     return "100%" if tenths >= 1000 else f"{tenths // 10}.{tenths % 10}%"
-
-
-def moment_words(moment: datetime, now: datetime) -> str:
-    """'today 14:00', 'Tue 14:00' within the week, '14 Mar 10:02' before; in local time."""
-    local, today = timezone.localtime(moment), timezone.localtime(now).date()
-    days = (today - local.date()).days
-    if days == 0:
-        return f"today {local:%H:%M}"
-    if 0 < days < 7:
-        return f"{local:%a %H:%M}"
-    if local.year == today.year:
-        return f"{local.day} {local:%b %H:%M}"
-    return f"{local.day} {local:%b %Y}"
-
-
-def parse_moment(value) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None

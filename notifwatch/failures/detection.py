@@ -32,8 +32,9 @@ from notifwatch.failures.grouping import RULES_VERSION, Problem, record_problems
 from notifwatch.failures.impact import REACHED, RECENT_FIELDS, WEEK, recent_counts
 from notifwatch.failures.models import FailureGroup, Fingerprint, Kind, Occurrence, Status
 from notifwatch.failures.reasons import reason_by_key
-from notifwatch.failures.windows import Windows, default_window, describe
+from notifwatch.failures.windows import Windows, default_window
 from notifwatch.ingest.models import Outcome, RawEvent, Source, SourceKind
+from notifwatch.lib.moments import duration_words, moment_words
 
 LOOKBACK = timedelta(days=8)
 NOT_SETTLED = (FinalStatus.PENDING, FinalStatus.DEFERRED)
@@ -223,16 +224,6 @@ def clause(sentence: str) -> str:
     return f"{first.lower()} {rest}" if first in LOWER_FIRST_WORDS else text
 
 
-def when(moment: datetime, now: datetime) -> str:
-    """'10:02' today, 'Tue 14:00' this week, '14 Mar 10:02' before."""
-    local, today = timezone.localtime(moment), timezone.localtime(now)
-    if local.date() == today.date():
-        return f"{local:%H:%M}"
-    if (today.date() - local.date()).days < 7:
-        return f"{local:%a %H:%M}"
-    return f"{local.day} {local:%b %H:%M}"
-
-
 def most_common(values: Iterable, default=""):
     counted = Counter(v for v in values if v)
     return counted.most_common(1)[0][0] if counted else default
@@ -344,7 +335,7 @@ def detect_late(now: datetime, since: datetime | None = None) -> set[int]:
             Problem(
                 kind=Kind.LATE,
                 fingerprint=f"late|{source_id}|{channel}|{purpose}"[:500],
-                title=f"{what(purpose, channel)} without an outcome after {describe(window)}",
+                title=f"{what(purpose, channel)} without an outcome after {duration_words(window)}",
                 occurred_at=first_event_at + window,
                 notification_id=pk,
                 customer_id=customer_id,
@@ -785,7 +776,8 @@ def break_title(
     # "… is not an ISO 8601 timestamp": the value placeholder reads badly right after the name.
     pattern = pattern.removeprefix("… ")
     what_broke = f"`{name}` {pattern}" if name else f"Unreadable events ({pattern})"
-    return f"{what_broke} since {when(first, now)} in {count} of {total} events from {slug}"
+    since = moment_words(first, now, in_title=True)
+    return f"{what_broke} since {since} in {count} of {total} events from {slug}"
 
 
 def mapping_url(source: Source) -> str:
@@ -838,7 +830,8 @@ def retitle_rejected(
 
 def rejected_title(source: Source, count: int, first: datetime, reason: str, now) -> str:
     calls = "call" if count == 1 else "calls"
-    return f"{source}: {count} rejected {calls} since {when(first, now)}, last reason: {reason}"
+    since = moment_words(first, now, in_title=True)
+    return f"{source}: {count} rejected {calls} since {since}, last reason: {reason}"
 
 
 REJECTED_WEBHOOKS = RawEventRule(
@@ -1102,7 +1095,7 @@ def silence_problems(
         label = purpose_label(purpose).lower()
         if verdict.observed == 0 and last:
             title = (
-                f"{source}: no {label} sends since {when(last, now)} "
+                f"{source}: no {label} sends since {moment_words(last, now, in_title=True)} "
                 f"(usually about {expected} in {hours_text})"
             )
         else:
@@ -1134,7 +1127,7 @@ def silence_problems(
             mode, owner = "provider_stopped_reporting", "provider"
             if verdict.observed == 0 and last:
                 title = (
-                    f"{source}: no delivery reports since {when(last, now)} "
+                    f"{source}: no delivery reports since {moment_words(last, now, in_title=True)} "
                     f"while {sent} {noun} were sent through it"
                 )
             else:
@@ -1148,7 +1141,7 @@ def silence_problems(
             if verdict.observed == 0 and last:
                 either = ", and nothing was sent through it either" if sent == 0 else ""
                 title = (
-                    f"{source}: nothing received since {when(last, now)} "
+                    f"{source}: nothing received since {moment_words(last, now, in_title=True)} "
                     f"(usually about {expected} events in {hours_text}){either}"
                 )
             else:

@@ -16,7 +16,8 @@ from notifwatch.failures.detection import (
 )
 from notifwatch.failures.models import FailureGroup, Kind, Occurrence
 from notifwatch.failures.reasons import reason_by_key
-from notifwatch.failures.wording import channel_words, duration_words, when_words
+from notifwatch.failures.wording import channel_words, when_words
+from notifwatch.lib.moments import duration_words
 
 
 @dataclass

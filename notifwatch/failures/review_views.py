@@ -168,7 +168,7 @@ def review_list(request: HttpRequest) -> HttpResponse:
         )
     )
     for review in reviews:
-        review.duration = duration_words(review)
+        review.duration = time_taken_words(review)
         review.decided = review.total - review.undecided
     unfinished = next((r for r in reviews if not r.finished), None)
     last = last_completed_review()
@@ -289,7 +289,7 @@ def review_minutes(request: HttpRequest, pk: int) -> HttpResponse:
         "undecided": [item for item in items if not item.decision],
         "total": len(items),
         "tally": tally,
-        "duration": duration_words(review),
+        "duration": time_taken_words(review),
         "can_change": membership_of(request.user).role in CHANGE_ROLES,
         "minutes_note": shown(request, review.minutes_note),
     }
@@ -397,7 +397,7 @@ def agenda(request: HttpRequest, review: Review) -> list[ReviewItem]:
         item.shown_note = shown(request, item.note)
         item.url = item_url(review, item)
         item.decision_words = decision_words(item) if item.decision else ""
-        item.owner_words = item_owner_words(item)
+        item.owner_words = owner_words(item, unowned="")
     return items
 
 
@@ -421,17 +421,8 @@ def shown(request: HttpRequest, text: str) -> str:
 # --- Words --------------------------------------------------------------------------------
 
 
-def item_owner_words(item: ReviewItem) -> str:
-    parts = []
-    if item.team_id:
-        parts.append(f"{item.team} (team)")
-    if item.assignee_id:
-        parts.append(f"{person(item.assignee)} (person)")
-    return " · ".join(parts)
-
-
 def decision_words(item: ReviewItem) -> str:
-    owner = item_owner_words(item) or "its owner"
+    owner = owner_words(item, unowned="its owner")
     if item.decision == Decision.ASSIGN:
         return f"assigned to {owner}"
     if item.decision == Decision.ACCEPT:
@@ -456,7 +447,8 @@ def clock_words(seconds: int) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def duration_words(review: Review) -> str:
+def time_taken_words(review: Review) -> str:
+    """How long a finished review took, as its minutes say it: '1 h 05 min'."""
     if not review.completed_at:
         return ""
     span = review.completed_at - review.started_at

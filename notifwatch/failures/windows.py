@@ -114,13 +114,3 @@ def window_for(source_id: int | None, purpose: str, windows: Windows | None = No
     """How long a notification of this source and purpose may take; pass `windows` to reuse
     one pass's reading of the settings."""
     return (windows or Windows()).window_for(source_id, purpose)
-
-
-def describe(window: timedelta) -> str:
-    """'2 minutes', '1 hour', '1 day', '90 minutes'."""
-    seconds = int(window.total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            count = seconds // size
-            return f"{count} {unit}{'s' if count != 1 else ''}"
-    return f"{seconds} seconds"

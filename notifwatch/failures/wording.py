@@ -14,20 +14,23 @@ from notifwatch.deliveries.models import Channel
 from notifwatch.deliveries.wording import words
 from notifwatch.failures import bulk
 from notifwatch.failures.filters import QueueFilter
-from notifwatch.failures.models import FailureGroup, GroupHistory, HistoryKind, Status
+from notifwatch.failures.models import FailureGroup, GroupHistory, HistoryKind, ReviewItem, Status
+from notifwatch.lib.moments import parse_moment
 
 
 def person(user) -> str:
     return user.get_full_name() or user.get_username()
 
 
-def owner_words(group: FailureGroup) -> str:
+def owner_words(owner: FailureGroup | ReviewItem, unowned: str = "Unowned") -> str:
+    """The team and person an exception (or a review's decision) names: 'Billing (team) · Ana
+    (person)'."""
     parts = []
-    if group.team_id:
-        parts.append(f"{group.team} (team)")
-    if group.assignee_id:
-        parts.append(f"{person(group.assignee)} (person)")
-    return " · ".join(parts) or "Unowned"
+    if owner.team_id:
+        parts.append(f"{owner.team} (team)")
+    if owner.assignee_id:
+        parts.append(f"{person(owner.assignee)} (person)")
+    return " · ".join(parts) or unowned
 
 
 def where_words(group: FailureGroup) -> str:
@@ -45,17 +48,8 @@ def channel_words(group: FailureGroup) -> str:
     return Channel(group.channel).label if group.channel in Channel.values else group.channel
 
 
-def parse_when(value) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value)) if value else None
-    except ValueError:
-        return None
-
-
 def when_words(value) -> str:
-    moment = parse_when(value)
+    moment = parse_moment(value)
     if moment is None:
         return ""
     if timezone.is_naive(moment):
@@ -71,18 +65,6 @@ def snooze_words(until: datetime | None, wake_at: int | None) -> str:
     if wake_at:
         parts.append(f"until it reaches {wake_at} occurrences")
     return ", or ".join(parts)
-
-
-def duration_words(seconds) -> str:
-    try:
-        seconds = int(seconds)
-    except (TypeError, ValueError):
-        return ""
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size and seconds % size == 0:
-            n = seconds // size
-            return f"{n} {unit}{'s' if n != 1 else ''}"
-    return f"{seconds} seconds"
 
 
 def trend_words(this_week: int, last_week: int) -> tuple[str, str]:
@@ -148,7 +130,7 @@ def history_words(entry: GroupHistory, teams: dict, users: dict) -> str:
         before, after_ = status_label(old.get("status")), status_label(new.get("status"))
         return f"{entry.get_kind_display()}: {before} → {after_}"
     if entry.kind == HistoryKind.SNOOZED:
-        until = parse_when(new.get("until"))
+        until = parse_moment(new.get("until"))
         return "Snoozed " + snooze_words(until, new.get("wake_at_occurrences"))
     if entry.kind == HistoryKind.MERGED:
         return "Merged into" if new.get("merged_into") else "Merged in"

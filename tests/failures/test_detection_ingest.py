@@ -10,12 +10,12 @@ from notifwatch.failures.detection import (
     detect_mapping_breaks,
     detect_rejected_webhooks,
     normalise_message,
-    when,
 )
 from notifwatch.failures.models import FailureGroup, Kind
 from notifwatch.ingest.actions import save_source
 from notifwatch.ingest.importer import import_lines
 from notifwatch.ingest.models import Outcome, RawEvent
+from notifwatch.lib.moments import moment_words
 from tests.failures.test_detection_builders import event, import_events, store_calls
 
 pytestmark = pytest.mark.django_db
@@ -55,9 +55,9 @@ def test_it_names_the_field_and_its_share_of_the_events(inhouse_source, fixture_
 
     group = FailureGroup.objects.get()
     first = RawEvent.objects.filter(outcome=Outcome.QUARANTINED).earliest("received_at")
+    started = moment_words(first.received_at, now, in_title=True)
     assert group.title == (
-        f"`ts` missing (maps to occurred_at) since {when(first.received_at, now)} "
-        "in 40 of 40 events from inhouse"
+        f"`ts` missing (maps to occurred_at) since {started} in 40 of 40 events from inhouse"
     )
     assert group.kind == Kind.MAPPING_BREAK
     assert group.detail["field"] == "ts"
@@ -124,8 +124,9 @@ def test_it_counts_rejected_calls_per_source_and_reason(db):
 
     group = FailureGroup.objects.get()
     assert group.kind == Kind.REJECTED_WEBHOOKS
+    started = moment_words(first_at, now, in_title=True)
     assert group.title == (
-        f"Twilio: 43 rejected calls since {when(first_at, now)}, last reason: signature mismatch"
+        f"Twilio: 43 rejected calls since {started}, last reason: signature mismatch"
     )
     assert (group.source, group.occurrences, group.fix_owner) == (twilio, 43, "our_setup")
 
@@ -135,8 +136,8 @@ def test_it_counts_rejected_calls_per_source_and_reason(db):
     assert not detect_rejected_webhooks(since(), now)
 
     titles = sorted(FailureGroup.objects.values_list("title", flat=True))
+    just_now = moment_words(timezone.now(), now, in_title=True)
     assert titles == [
-        f"Twilio: 1 rejected call since {when(timezone.now(), now)}, last reason: "
-        "missing X-Twilio-Signature header",
-        f"Twilio: 45 rejected calls since {when(first_at, now)}, last reason: signature mismatch",
+        f"Twilio: 1 rejected call since {just_now}, last reason: missing X-Twilio-Signature header",
+        f"Twilio: 45 rejected calls since {started}, last reason: signature mismatch",
     ]

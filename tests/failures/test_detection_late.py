@@ -7,7 +7,8 @@ from django.utils import timezone
 
 from notifwatch.failures.detection import detect_late
 from notifwatch.failures.models import FailureGroup, Kind, TimingWindow
-from notifwatch.failures.windows import Windows, default_window, describe, window_for
+from notifwatch.failures.windows import Windows, default_window, window_for
+from notifwatch.lib.moments import duration_words
 from tests.failures.test_detection_builders import event, import_events
 
 
@@ -38,7 +39,7 @@ def test_default_windows_follow_the_purpose_name(purpose, window):
 
 
 def test_windows_read_like_words():
-    assert [describe(timedelta(seconds=s)) for s in (120, 3600, 86400, 5400, 45)] == [
+    assert [duration_words(timedelta(seconds=s)) for s in (120, 3600, 86400, 5400, 45)] == [
         "2 minutes",
         "1 hour",
         "1 day",

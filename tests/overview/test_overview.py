@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from notifwatch.deliveries.models import Notification
-from notifwatch.deliveries.overview import Tally, build_overview, moment_words, share_text
+from notifwatch.deliveries.overview import Tally, build_overview, share_text
 from notifwatch.failures.detection import detect_late
 from notifwatch.failures.grouping import Problem, record_problems
 from notifwatch.failures.models import Kind
@@ -204,15 +204,6 @@ def silence(source, now, purpose="", last_seen=None):
 )
 def test_it_rounds_the_delivered_share_down(part, whole, text):
     assert share_text(part, whole) == text
-
-
-def test_it_words_moments_in_local_time(settings):
-    now = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
-    with timezone.override("Europe/Paris"):
-        assert moment_words(datetime(2025, 3, 14, 9, 5, tzinfo=UTC), now) == "today 10:05"
-        assert moment_words(datetime(2025, 3, 11, 13, 0, tzinfo=UTC), now) == "Tue 14:00"
-        assert moment_words(datetime(2025, 2, 2, 13, 0, tzinfo=UTC), now) == "2 Feb 14:00"
-        assert moment_words(datetime(2024, 2, 2, 13, 0, tzinfo=UTC), now) == "2 Feb 2024"
 
 
 def test_it_draws_the_week_in_local_three_hour_buckets(week):
