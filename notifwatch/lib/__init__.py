@@ -1,0 +1,1 @@
+"""Pure helpers two apps share: no models, nothing of ours imported."""
