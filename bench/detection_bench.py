@@ -11,7 +11,6 @@ changed) and each rule of a third pass. Figures are ratios within one run: these
 """
 
 import argparse
-import io
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import scratch_database, setup_django  # noqa: E402
+from bench.scratch import copy_rows, scratch_database, setup_django  # noqa: E402
 
 SCRATCH = "nw_detect_bench"
 
@@ -55,52 +54,29 @@ DAYS = 8
 
 
 class Table:
-    """Rows for one table, written with COPY (PostgreSQL) or executemany (SQLite)."""
+    """Rows for one table, by column name, written as ingest writes them (copy_rows)."""
 
     def __init__(self, model, columns: tuple[str, ...]):
         self.model = model
         self.columns = columns
         self.rows: list[tuple] = []
 
-    def add(self, *values) -> None:
-        self.rows.append(values)
+    def add(self, **values) -> None:
+        # A column the bench does not fill is a KeyError here, not a row shifted by one.
+        self.rows.append(tuple(values[column] for column in self.columns))
 
     def write(self) -> None:
-        from django.db import connection
-
-        from notifwatch.deliveries.bulk import copy_line, db_datetime, is_postgresql
-
-        table = self.model._meta.db_table
-        quoted = ", ".join(f'"{c}"' for c in self.columns)
-        with connection.cursor() as cursor:
-            if is_postgresql():
-                with cursor.cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN') as copy:
-                    buffer = io.StringIO()
-                    for n, row in enumerate(self.rows, 1):
-                        buffer.write(copy_line(row))
-                        if n % 100_000 == 0:
-                            copy.write(buffer.getvalue().encode())
-                            buffer = io.StringIO()
-                    copy.write(buffer.getvalue().encode())
-                cursor.execute(
-                    f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-                    f'(SELECT MAX(id) FROM "{table}"))'
-                )
-            else:
-                marks = ", ".join(["%s"] * len(self.columns))
-                adapted = [
-                    tuple(db_datetime(v) if isinstance(v, datetime) else v for v in row)
-                    for row in self.rows
-                ]
-                cursor.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})', adapted)
+        copy_rows(self.model, self.columns, self.rows)
         self.rows = []
 
 
 def seed(count: int, now: datetime) -> dict[str, int]:
     """A week of notifications with every kind of problem in it, by COPY."""
     from notifwatch.deliveries.models import DeliveryEvent, Notification
+    from notifwatch.deliveries.recording import EVENT_COLUMNS, NOTIFICATION_COLUMNS
     from notifwatch.failures.reasons import classify_reason
     from notifwatch.ingest.actions import save_source
+    from notifwatch.ingest.importer import RAW_COLUMNS
     from notifwatch.ingest.models import RawEvent
 
     sources = {
@@ -111,82 +87,10 @@ def seed(count: int, now: datetime) -> dict[str, int]:
     sources["twilio"] = save_source(slug="twilio", kind="twilio", secret="tok").source.pk
     reasons = [classify_reason("sendgrid", code, text) for code, text in FAILURES]
 
-    notifications = Table(
-        Notification,
-        (
-            "id",
-            "source_id",
-            "notification_key",
-            "channel",
-            "purpose",
-            "customer_id",
-            "recipient",
-            "refs",
-            "provider",
-            "provider_message_id",
-            "final_status",
-            "first_event_at",
-            "last_event_at",
-            "settled_at",
-            "attempts",
-            "event_count",
-            "duplicate_events",
-            "duplicate_sends",
-            "callback_only",
-            "identity_problem",
-            "reason_key",
-            "reason_category",
-            "permanent",
-            "fix_owner",
-            "counts_as_failure",
-            "error_code",
-            "error_message",
-            "created_at",
-            "updated_at",
-        ),
-    )
-    events = Table(
-        DeliveryEvent,
-        (
-            "id",
-            "notification_id",
-            "source_id",
-            "raw_event_id",
-            "item_index",
-            "event_id",
-            "event_type",
-            "occurred_at",
-            "received_at",
-            "attempt",
-            "provider",
-            "provider_message_id",
-            "error_code",
-            "error_message",
-            "reason_key",
-            "reason_category",
-            "permanent",
-            "duplicate_count",
-        ),
-    )
-    raws = Table(
-        RawEvent,
-        (
-            "id",
-            "source_id",
-            "received_at",
-            "transport",
-            "content_type",
-            "headers",
-            "body",
-            "content_hash",
-            "import_name",
-            "line_number",
-            "outcome",
-            "problems",
-            "reason",
-            "event_count",
-        ),
-    )
+    # The columns ingest itself writes these tables with.
+    notifications = Table(Notification, NOTIFICATION_COLUMNS)
+    events = Table(DeliveryEvent, EVENT_COLUMNS)
+    raws = Table(RawEvent, RAW_COLUMNS)
     plan = [
         (slug, p)
         for slug, share in SENDER_SHARE.items()
@@ -205,20 +109,21 @@ def seed(count: int, now: datetime) -> dict[str, int]:
         nonlocal raw_id
         raw_id += 1
         raws.add(
-            raw_id,
-            sources[source],
-            at,
-            "webhook",
-            "application/json",
-            "{}",
-            b"{}",
-            f"{raw_id:064x}",
-            "",
-            None,
-            outcome,
-            json.dumps(problems or []),
-            reason,
-            0 if outcome != "parsed" else 1,
+            id=raw_id,
+            source_id=sources[source],
+            received_at=at,
+            transport="webhook",
+            content_type="application/json",
+            headers="{}",
+            body=b"{}",
+            content_hash=f"{raw_id:064x}",
+            import_name="",
+            line_number=None,
+            outcome=outcome,
+            problems=json.dumps(problems or []),
+            reason=reason,
+            event_count=0 if outcome != "parsed" else 1,
+            processed_at=None,
         )
         return raw_id
 
@@ -226,24 +131,25 @@ def seed(count: int, now: datetime) -> dict[str, int]:
         nonlocal event_id
         event_id += 1
         events.add(
-            event_id,
-            pk,
-            sources[source],
-            raw_event,
-            0,
-            f"e{event_id}",
-            kind,
-            at,
-            at,
-            attempt,
-            provider,
-            message_id,
-            "5.1.1" if reason else "",
-            "",
-            reason.key if reason else "",
-            reason.category if reason else "",
-            reason.permanent if reason else None,
-            0,
+            id=event_id,
+            notification_id=pk,
+            source_id=sources[source],
+            raw_event_id=raw_event,
+            item_index=0,
+            event_id=f"e{event_id}",
+            event_type=kind,
+            occurred_at=at,
+            received_at=at,
+            attempt=attempt,
+            provider=provider,
+            provider_message_id=message_id,
+            error_code="5.1.1" if reason else "",
+            error_message="",
+            reason_key=reason.key if reason else "",
+            reason_category=reason.category if reason else "",
+            permanent=reason.permanent if reason else None,
+            duplicate_count=0,
+            payload=None,
         )
 
     previous = None
@@ -319,35 +225,35 @@ def seed(count: int, now: datetime) -> dict[str, int]:
                     f"m{n}b",
                 )
         notifications.add(
-            n,
-            sources[slug],
-            key,
-            channel,
-            purpose,
-            customer_id,
-            recipient,
-            json.dumps(refs),
-            provider,
-            message_id,
-            status,
-            at,
-            settled or at,
-            settled,
-            1,
-            2 if settled else 1,
-            0,
-            dup_sends,
-            False,
-            identity,
-            reason.key if reason else "",
-            reason.category if reason else "",
-            reason.permanent if reason else None,
-            reason.fix_owner if reason else "",
-            bool(reason),
-            "",
-            "",
-            at,
-            now,
+            id=n,
+            source_id=sources[slug],
+            notification_key=key,
+            channel=channel,
+            purpose=purpose,
+            customer_id=customer_id,
+            recipient=recipient,
+            refs=json.dumps(refs),
+            provider=provider,
+            provider_message_id=message_id,
+            final_status=status,
+            first_event_at=at,
+            last_event_at=settled or at,
+            settled_at=settled,
+            attempts=1,
+            event_count=2 if settled else 1,
+            duplicate_events=0,
+            duplicate_sends=dup_sends,
+            callback_only=False,
+            identity_problem=identity,
+            reason_key=reason.key if reason else "",
+            reason_category=reason.category if reason else "",
+            permanent=reason.permanent if reason else None,
+            fix_owner=reason.fix_owner if reason else "",
+            counts_as_failure=bool(reason),
+            error_code="",
+            error_message="",
+            created_at=at,
+            updated_at=now,
         )
         previous = (n, customer_id, purpose, refs, at, slug, purpose, channel, provider, recipient)
         if n % 200_000 == 0:

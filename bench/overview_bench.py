@@ -16,7 +16,6 @@ Figures are ratios within one run: these machines drift.
 """
 
 import argparse
-import io
 import os
 import random
 import statistics
@@ -28,7 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import scratch_database, setup_django  # noqa: E402
+from bench.queue_bench import OCCURRENCE_COLUMNS  # noqa: E402
+from bench.scratch import copy_rows, scratch_database, setup_django  # noqa: E402
 
 SCRATCH = "nw_overview_bench"
 DAYS = 8
@@ -81,44 +81,6 @@ KINDS = [
 TEAMS = ["Engineering", "CRM admins", "Billing", "Support leads", "Mobile app"]
 
 
-def copy_rows(model, columns: tuple[str, ...], rows) -> int:
-    """Write rows with COPY (PostgreSQL) or executemany (SQLite); return how many."""
-    from django.db import connection
-
-    from notifwatch.deliveries.bulk import copy_line, db_datetime, is_postgresql
-
-    table = model._meta.db_table
-    quoted = ", ".join(f'"{c}"' for c in columns)
-    written = 0
-    with connection.cursor() as cursor:
-        if is_postgresql():
-            with cursor.cursor.copy(f'COPY "{table}" ({quoted}) FROM STDIN') as copy:
-                buffer = io.StringIO()
-                for row in rows:
-                    written += 1
-                    buffer.write(copy_line(row))
-                    if written % 50_000 == 0:
-                        copy.write(buffer.getvalue().encode())
-                        buffer = io.StringIO()
-                copy.write(buffer.getvalue().encode())
-            cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-                f'(SELECT MAX(id) FROM "{table}"))'
-            )
-        else:
-            marks = ", ".join(["%s"] * len(columns))
-            batch: list[tuple] = []
-            for row in rows:
-                written += 1
-                batch.append(tuple(db_datetime(v) if isinstance(v, datetime) else v for v in row))
-                if len(batch) == 20_000:
-                    cursor.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})', batch)
-                    batch = []
-            if batch:
-                cursor.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})', batch)
-    return written
-
-
 def weighted(rng: random.Random, choices: list[tuple]) -> tuple:
     return rng.choices(choices, weights=[c[1] for c in choices])[0]
 
@@ -127,15 +89,17 @@ def seed(count: int, now: datetime, *, row_hook=None, exceptions: bool = True) -
     """A week (and a day) of notifications, their raw events, and exceptions about them.
 
     For other benchmarks (bench/review_bench.py): `row_hook`, if given, receives each
-    notification row (a tuple in the column order below) and returns the row to write; with
+    notification row (a dict by column name) and returns the row to write; with
     `exceptions` false, only the sources, notifications and raw events are seeded.
     """
     from django.contrib.auth import get_user_model
 
     from notifwatch.accounts.models import Membership, Team
     from notifwatch.deliveries.models import Notification
+    from notifwatch.deliveries.recording import NOTIFICATION_COLUMNS
     from notifwatch.failures.models import FailureGroup, Occurrence
     from notifwatch.ingest.actions import save_source
+    from notifwatch.ingest.importer import RAW_COLUMNS
     from notifwatch.ingest.models import RawEvent
 
     rng = random.Random(5)
@@ -174,74 +138,42 @@ def seed(count: int, now: datetime, *, row_hook=None, exceptions: bool = True) -
             if status in ("pending", "deferred") and n % 4 == 0:
                 pending_ids.append((n, at, source, channel))
             identity = "missing_customer_id" if n % 97 == 0 else ""
-            row = (
-                n,
-                source,
-                f"bench-{n}",
-                channel,
-                "order_confirmation" if n % 3 else "invoice_available",
-                "" if identity else f"cus_{n % 150_000}",
-                f"customer{n % 150_000}@example.com",
-                "{}",
-                "sendgrid",
-                f"m{n}",
-                status,
-                at,
-                settled or at,
-                settled,
-                1,
-                2 if settled else 1,
-                0,
-                1 if n % 1000 == 7 else 0,
-                source in provider_ids,
-                identity,
-                "",
-                "",
-                None,
-                "",
-                failure,
-                "",
-                "",
-                at,
-                settled or at,  # updated_at: when it last settled, as ingest stamps it
-            )
-            yield row if row_hook is None else row_hook(row)
+            row = {
+                "id": n,
+                "source_id": source,
+                "notification_key": f"bench-{n}",
+                "channel": channel,
+                "purpose": "order_confirmation" if n % 3 else "invoice_available",
+                "customer_id": "" if identity else f"cus_{n % 150_000}",
+                "recipient": f"customer{n % 150_000}@example.com",
+                "refs": "{}",
+                "provider": "sendgrid",
+                "provider_message_id": f"m{n}",
+                "final_status": status,
+                "first_event_at": at,
+                "last_event_at": settled or at,
+                "settled_at": settled,
+                "attempts": 1,
+                "event_count": 2 if settled else 1,
+                "duplicate_events": 0,
+                "duplicate_sends": 1 if n % 1000 == 7 else 0,
+                "callback_only": source in provider_ids,
+                "identity_problem": identity,
+                "reason_key": "",
+                "reason_category": "",
+                "permanent": None,
+                "fix_owner": "",
+                "counts_as_failure": failure,
+                "error_code": "",
+                "error_message": "",
+                "created_at": at,
+                "updated_at": settled or at,  # when it last settled, as ingest stamps it
+            }
+            if row_hook is not None:
+                row = row_hook(row)
+            yield tuple(row[column] for column in NOTIFICATION_COLUMNS)
 
-    written = copy_rows(
-        Notification,
-        (
-            "id",
-            "source_id",
-            "notification_key",
-            "channel",
-            "purpose",
-            "customer_id",
-            "recipient",
-            "refs",
-            "provider",
-            "provider_message_id",
-            "final_status",
-            "first_event_at",
-            "last_event_at",
-            "settled_at",
-            "attempts",
-            "event_count",
-            "duplicate_events",
-            "duplicate_sends",
-            "callback_only",
-            "identity_problem",
-            "reason_key",
-            "reason_category",
-            "permanent",
-            "fix_owner",
-            "counts_as_failure",
-            "error_code",
-            "error_message",
-            "created_at",
-            "updated_at",
-        ),
-        notification_rows(),
-    )
+    written = copy_rows(Notification, NOTIFICATION_COLUMNS, notification_rows())
 
     def raw_rows():
         # One raw event per notification from its sender, one per 3 from a provider.
@@ -266,28 +198,11 @@ def seed(count: int, now: datetime, *, row_hook=None, exceptions: bool = True) -
                 "[]",
                 "",
                 1,
+                None,
             )
 
-    raws = copy_rows(
-        RawEvent,
-        (
-            "id",
-            "source_id",
-            "received_at",
-            "transport",
-            "content_type",
-            "headers",
-            "body",
-            "content_hash",
-            "import_name",
-            "line_number",
-            "outcome",
-            "problems",
-            "reason",
-            "event_count",
-        ),
-        raw_rows(),
-    )
+    # The columns ingest's importer writes raw events with (processed_at left empty).
+    raws = copy_rows(RawEvent, RAW_COLUMNS, raw_rows())
 
     if not exceptions:
         return {"notifications": written, "raw events": raws}
@@ -336,19 +251,7 @@ def seed(count: int, now: datetime, *, row_hook=None, exceptions: bool = True) -
         for k, (pk, at, _source, _channel) in enumerate(pending_ids):
             yield (k + 1, late_groups[k % len(late_groups)], pk, None, "", "", at)
 
-    occurrences = copy_rows(
-        Occurrence,
-        (
-            "id",
-            "group_id",
-            "notification_id",
-            "raw_event_id",
-            "subject",
-            "customer_id",
-            "occurred_at",
-        ),
-        occurrence_rows(),
-    )
+    occurrences = copy_rows(Occurrence, OCCURRENCE_COLUMNS, occurrence_rows())
     return {
         "notifications": written,
         "raw events": raws,

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.scratch import scratch_database, setup_django  # noqa: E402
+from bench.scratch import copy_rows, scratch_database, setup_django  # noqa: E402
 
 SCRATCH = "nw_queue_bench"
 DEEP_PAGE = 300
@@ -138,25 +138,6 @@ def weighted(rng: random.Random, choices: list[tuple[str, int]]) -> str:
     return rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
 
 
-def write(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """COPY on PostgreSQL (executemany on SQLite), then move the id sequence past the rows."""
-    from django.db import connection
-
-    from notifwatch.deliveries.bulk import db_datetime, insert_rows, is_postgresql
-
-    if not is_postgresql():
-        rows = [tuple(db_datetime(v) if isinstance(v, datetime) else v for v in r) for r in rows]
-    for start in range(0, len(rows), 50_000):
-        insert_rows(model, columns, rows[start : start + 50_000])
-    if is_postgresql():
-        table = model._meta.db_table
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-                f'(SELECT MAX(id) FROM "{table}"))'
-            )
-
-
 def seed(
     count: int, now: datetime, seed_value: int = 7, *, sources=None, occurrence=None
 ) -> dict[str, int]:
@@ -245,8 +226,8 @@ def seed(
             stats["unowned"] += team is None and assignee is None
             stats["not_reached_0"] += not_reached == 0
     stats["occurrences"] = occurrence_id
-    write(FailureGroup, GROUP_COLUMNS, groups)
-    write(Occurrence, OCCURRENCE_COLUMNS, occurrences)
+    copy_rows(FailureGroup, GROUP_COLUMNS, groups)
+    copy_rows(Occurrence, OCCURRENCE_COLUMNS, occurrences)
     return stats
 
 

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import overview_bench, queue_bench  # noqa: E402
-from bench.scratch import scratch_database, setup_django  # noqa: E402
+from bench.scratch import copy_rows, scratch_database, setup_django  # noqa: E402
 
 SCRATCH = "nw_review_bench"
 TARGET_MS = 100
@@ -61,11 +61,6 @@ LOAD_TABLES = (
     "ingest_rawevent",
 )
 
-# overview_bench.seed's notification columns, by position (its row_hook gets and returns them).
-(N_ID, N_SOURCE, N_KEY, N_CHANNEL, N_PURPOSE, N_CUSTOMER, N_RECIPIENT, N_REFS) = range(8)
-(N_STATUS, N_FIRST, N_LAST, N_SETTLED, N_ATTEMPTS, N_EVENTS) = range(10, 16)
-N_DUP_SENDS = 17
-(N_REASON_KEY, N_CATEGORY, N_PERMANENT, N_FIX_OWNER, N_FAILURE, N_CODE, N_MESSAGE) = range(20, 27)
 STATUS_CODES = ("pending", "deferred", "delivered", "bounced", "failed", "suppressed", "complained")
 SETTLED = {"delivered", "bounced", "failed", "suppressed", "complained"}
 OUTCOME_EVENTS = {"delivered", "bounced", "failed", "suppressed", "complained", "opened", "clicked"}
@@ -148,43 +143,43 @@ class Seeder:
 
     # --- notifications (overview_bench.seed's rows, adjusted) ----------------------------
 
-    def notification(self, row: tuple) -> tuple:
-        row = list(row)
-        n, at = row[N_ID], row[N_FIRST]
-        status = row[N_STATUS]
-        if n == 1:  # the positions above must still be overview_bench.seed's
-            assert len(row) == 29 and isinstance(at, datetime) and status in STATUS_CODES, row
+    def notification(self, row: dict) -> dict:
+        """overview_bench.seed's row_hook: the notification row by column name, changed."""
+        n, at = row["id"], row["first_event_at"]
+        status = row["final_status"]
         if big_slice(n, BIG_FAILURE):
             status = "failed"
         elif is_late(n):
             status = "delivered" if at.timestamp() + LATE_AFTER <= self.now_ts else "pending"
-        row[N_STATUS] = status
-        row[N_REFS] = json.dumps(refs_of(n, row[N_PURPOSE]))
+        row["final_status"] = status
+        row["refs"] = json.dumps(refs_of(n, row["purpose"]))
         if n % 2000 == 1:
-            row[N_RECIPIENT] = HEAVY_RECIPIENT
-            row[N_CUSTOMER] = row[N_CUSTOMER] and "cus_bigcustomer"
+            row["recipient"] = HEAVY_RECIPIENT
+            row["customer_id"] = row["customer_id"] and "cus_bigcustomer"
         if big_slice(n, BIG_DUPLICATE):
-            row[N_DUP_SENDS] = 1
+            row["duplicate_sends"] = 1
         plan = event_plan(n, status, self.per)
         offsets = [offset for _, offset in plan]
         last = min(at.timestamp() + max(offsets), self.now_ts)
-        row[N_LAST] = datetime.fromtimestamp(last, UTC)
-        row[N_EVENTS] = len(plan)
-        row[N_ATTEMPTS] = 1 + sum(1 for kind, _ in plan if kind == "deferred")
+        row["last_event_at"] = datetime.fromtimestamp(last, UTC)
+        row["event_count"] = len(plan)
+        row["attempts"] = 1 + sum(1 for kind, _ in plan if kind == "deferred")
         outcome = [offset for kind, offset in plan if kind in SETTLED]
-        row[N_SETTLED] = at + timedelta(seconds=outcome[0]) if status in SETTLED else None
-        row[N_FAILURE] = status in ("failed", "bounced") or (status == "suppressed" and n % 3 == 0)
+        row["settled_at"] = at + timedelta(seconds=outcome[0]) if status in SETTLED else None
+        row["counts_as_failure"] = status in ("failed", "bounced") or (
+            status == "suppressed" and n % 3 == 0
+        )
         error = OUTAGE if big_slice(n, BIG_FAILURE) else ERRORS.get(status)
         if error:
             key, code, message = error
             reason = self.reasons[key]
-            row[N_REASON_KEY], row[N_CATEGORY] = reason.key, reason.category
-            row[N_PERMANENT], row[N_FIX_OWNER] = reason.permanent, reason.fix_owner
-            row[N_CODE], row[N_MESSAGE] = code, message.format(r=row[N_RECIPIENT])
+            row["reason_key"], row["reason_category"] = reason.key, reason.category
+            row["permanent"], row["fix_owner"] = reason.permanent, reason.fix_owner
+            row["error_code"], row["error_message"] = code, message.format(r=row["recipient"])
         self.at.append(at.timestamp())
         self.status.append(STATUS_CODES.index(status))
-        self.source.append(row[N_SOURCE])
-        return tuple(row)
+        self.source.append(row["source_id"])
+        return row
 
     def customer(self, n: int) -> str:
         if n % 97 == 0:
@@ -343,8 +338,8 @@ def seed_big_exceptions(seeder: Seeder, sender: int, team: int) -> dict[str, int
             )
         )
         sizes[f"{name} #{group}"] = len(moments)
-    overview_bench.copy_rows(FailureGroup, queue_bench.GROUP_COLUMNS, groups)
-    overview_bench.copy_rows(Occurrence, queue_bench.OCCURRENCE_COLUMNS, occurrences)
+    copy_rows(FailureGroup, queue_bench.GROUP_COLUMNS, groups)
+    copy_rows(Occurrence, queue_bench.OCCURRENCE_COLUMNS, occurrences)
     for group in groups:
         GroupHistory.objects.create(group_id=group[0], kind="created", rule="bench")
         if group[11]:
@@ -425,7 +420,7 @@ def seed(count: int, per: int, exceptions: int, now: datetime) -> dict[str, int]
 
     from notifwatch.accounts.models import Membership, Team
     from notifwatch.deliveries.models import DeliveryEvent, NotificationRef
-    from notifwatch.deliveries.recording import EVENT_COLUMNS
+    from notifwatch.deliveries.recording import EVENT_COLUMNS, REF_COLUMNS
     from notifwatch.ingest.models import Source
 
     postgresql = connection.vendor == "postgresql"
@@ -447,18 +442,14 @@ def seed(count: int, per: int, exceptions: int, now: datetime) -> dict[str, int]
     step("notifications and raw events (overview_bench.seed)", started)
 
     started = time.perf_counter()
-    stats["references"] = overview_bench.copy_rows(
-        NotificationRef, ("id", "notification_id", "name", "value"), seeder.ref_rows()
-    )
+    stats["references"] = copy_rows(NotificationRef, REF_COLUMNS, seeder.ref_rows())
     step("references", started)
 
     sources = dict(Source.objects.values_list("slug", "pk"))
     providers = [sources[slug] for slug, _, _ in overview_bench.PROVIDERS]
     started = time.perf_counter()
     # The columns ingest itself copies delivery events with.
-    stats["delivery events"] = overview_bench.copy_rows(
-        DeliveryEvent, EVENT_COLUMNS, seeder.event_rows(providers)
-    )
+    stats["delivery events"] = copy_rows(DeliveryEvent, EVENT_COLUMNS, seeder.event_rows(providers))
     step("delivery events", started)
 
     started = time.perf_counter()

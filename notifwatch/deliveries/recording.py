@@ -54,6 +54,16 @@ SETTLED_FIELDS = (
     "error_message",
     "updated_at",
 )
+# Every column of a new notification, in the order its row is written.
+NOTIFICATION_COLUMNS = (
+    "id",
+    "source_id",
+    "notification_key",
+    "duplicate_events",
+    "created_at",
+    "callback_only",
+    *SETTLED_FIELDS,
+)
 EVENT_COLUMNS = (
     "id",
     "notification_id",
@@ -75,6 +85,7 @@ EVENT_COLUMNS = (
     "duplicate_count",
     "payload",
 )
+REF_COLUMNS = ("id", "notification_id", "name", "value")
 # Columns of a settled event that settling and the notification's reason need.
 EVENT_FACTS = (
     "id",
@@ -188,15 +199,7 @@ def record_events(source_id: int, pending: list[PendingEvent]) -> RecordResult:
         new_ids = {ids[target] for target in new_targets}
         insert_rows(
             Notification,
-            (
-                "id",
-                "source_id",
-                "notification_key",
-                "duplicate_events",
-                "created_at",
-                "callback_only",
-                *SETTLED_FIELDS,
-            ),
+            NOTIFICATION_COLUMNS,
             [
                 (
                     ids[target],
@@ -555,7 +558,7 @@ def add_refs(fresh: list[PendingEvent], ids: dict, new_ids: set[int]) -> None:
     brand_new = [r for r in rows if r[0] in new_ids]
     insert_rows(
         NotificationRef,
-        ("id", "notification_id", "name", "value"),
+        REF_COLUMNS,
         [
             (pk, *row)
             for pk, row in zip(
