@@ -20,9 +20,8 @@ from django.http import QueryDict
 from django.utils import timezone
 
 from notifwatch.deliveries.models import Channel, FinalStatus, Notification
-from notifwatch.failures.filters import start_of_day
-from notifwatch.failures.forms import QuickSelect
 from notifwatch.ingest.models import Source
+from notifwatch.lib.filtering import QuickSelect, start_of_day
 
 DATE_WIDGET = {"attrs": {"type": "date"}, "format": "%Y-%m-%d"}
 

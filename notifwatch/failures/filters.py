@@ -4,21 +4,21 @@ The filters live in the URL (GET), so a bulk action can re-run exactly the filte
 was looking at from the query string it posts back.
 """
 
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 import django_filters
 from django import forms
 from django.db import connection
 from django.db.models import F, Lookup, QuerySet
 from django.http import QueryDict
-from django.utils import timezone
 
 from notifwatch.accounts.models import Team
 from notifwatch.deliveries.models import Channel
-from notifwatch.failures.forms import STATUS_FILTERS, PersonChoiceField, QuickSelect, people
+from notifwatch.failures.forms import STATUS_FILTERS, PersonChoiceField, people
 from notifwatch.failures.models import FailureGroup, Kind
 from notifwatch.failures.reasons import CATEGORIES
 from notifwatch.ingest.models import Source
+from notifwatch.lib.filtering import QuickSelect, start_of_day
 from notifwatch.lib.paging import numbers_cursor, parse_numbers_cursor, rows_below
 
 # Impact first: customers nobody reached, then growth (occurrences in the last 7 days), then how
@@ -179,11 +179,6 @@ def filter_querystring(data) -> str:
         if values:
             kept.setlist(name, values)
     return kept.urlencode()
-
-
-def start_of_day(day) -> datetime:
-    """Midnight at the start of `day` in the user's time zone."""
-    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 class ILike(Lookup):
