@@ -71,7 +71,7 @@ from notifwatch.failures.reasons import classify_reason
 from notifwatch.ingest.canonical import MAX_TEXT
 from notifwatch.ingest.credentials import matches
 from notifwatch.ingest.models import RawEvent, Source, UsedWebhookToken
-from notifwatch.ingest.providers import (
+from notifwatch.ingest.providers.base import (
     Parsed,
     ProviderRecord,
     Rejected,

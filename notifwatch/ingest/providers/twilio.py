@@ -46,7 +46,7 @@ from twilio.request_validator import (
 
 from notifwatch.failures.reasons import classify_reason
 from notifwatch.ingest.models import RawEvent, Source
-from notifwatch.ingest.providers import (
+from notifwatch.ingest.providers.base import (
     Parsed,
     ProviderRecord,
     Rejected,
