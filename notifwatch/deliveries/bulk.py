@@ -59,7 +59,13 @@ def insert_rows(model: type[Model], columns: Sequence[str], rows: list[tuple]) -
     quoted = ", ".join(f'"{c}"' for c in columns)
     with connection.cursor() as cursor:
         if is_postgresql():
-            with cursor.cursor.copy(f'COPY "{table(model)}" ({quoted}) FROM STDIN') as copy:
+            # psycopg's own COPY bypasses Django's error translation: without the wrapper a
+            # unique violation (two requests creating one notification) is no IntegrityError,
+            # and the caller's retry never sees it.
+            with (
+                connection.wrap_database_errors,
+                cursor.cursor.copy(f'COPY "{table(model)}" ({quoted}) FROM STDIN') as copy,
+            ):
                 # Formatting the text ourselves is ~5x cheaper than write_row's adaptation.
                 copy.write("".join(map(copy_line, rows)).encode())
         else:

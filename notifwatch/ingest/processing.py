@@ -84,6 +84,13 @@ def first_unstorable(value: Any, path: str) -> tuple[str, str]:
     return "", ""
 
 
+def storable_text(text: str) -> str:
+    """A reason that quotes the sender (a field named "\\u0000") must itself be storable."""
+    if storable(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\u0000")
+
+
 def storable(text: str) -> bool:
     if "\x00" in text:
         return False
@@ -257,9 +264,15 @@ def finish(
     # What a sender wrote can be a megabyte; each stored message is cut, and a batch of a
     # thousand bad items keeps the first hundred (the reason says how many there were).
     problems = [
-        {**p, "message": str(p.get("message", ""))[:MAX_PROBLEM_CHARS]} for p in problems or []
+        {
+            **p,
+            "field": storable_text(p["field"]) if p.get("field") else p.get("field"),
+            "message": storable_text(str(p.get("message", ""))[:MAX_PROBLEM_CHARS]),
+        }
+        for p in problems or []
     ]
-    raw.reason = describe_problems(problems, many) if problems else reason[:MAX_REASON_CHARS]
+    reason = storable_text(reason[:MAX_REASON_CHARS])
+    raw.reason = describe_problems(problems, many) if problems else reason
     raw.problems = problems[:MAX_PROBLEMS_KEPT]
     raw.event_count = count
     raw.processed_at = timezone.now()

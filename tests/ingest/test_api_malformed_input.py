@@ -155,3 +155,18 @@ def test_it_refuses_an_event_with_more_references_than_any_notification_has(clie
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "refs"
     assert Notification.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"), [("\u0000\u0000", "\\u0000\\u0000"), ("\ud800", "\\ud800")]
+)
+def test_it_names_an_unstorable_key_in_words_that_can_be_stored(client, json_source, key, shown):
+    body = json.dumps(event(1, refs={key: "x"}))
+
+    response = post(client, json_source, body)
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == f"refs.{shown}"
+    raw = only_raw()
+    assert raw.outcome == Outcome.QUARANTINED
+    assert raw.problems[0]["field"] == f"refs.{shown}"

@@ -1190,6 +1190,9 @@ def stored_request(raw: RawEvent) -> HttpRequest:
     anymail reads form-posted webhooks (Mandrill, legacy Mailgun) from request.POST."""
     request = request_from_raw(raw)
     if request.content_type in FORM_TYPES:
+        # Read the body first: the multipart parser would otherwise consume the stream and
+        # leave a parser that reads request.body with RawPostDataException.
+        request.body  # noqa: B018
         request._load_post_and_files()  # type: ignore[attr-defined]
         request.POST, request.FILES = request._post, request._files  # type: ignore[attr-defined]
     return request
