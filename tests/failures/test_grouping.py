@@ -9,9 +9,9 @@ from notifwatch.accounts.models import Team
 from notifwatch.audit.models import AuditEntry
 from notifwatch.deliveries.models import Notification
 from notifwatch.failures import grouping
-from notifwatch.failures.impact import refresh_impact
 from notifwatch.failures.actions import set_status, snooze
 from notifwatch.failures.grouping import record_problems
+from notifwatch.failures.impact import refresh_impact
 from notifwatch.failures.models import (
     FailureGroup,
     Fingerprint,
