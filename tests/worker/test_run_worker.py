@@ -5,11 +5,13 @@ import time
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 from django_tasks import TaskResultStatus
+from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
+from notifwatch.worker.management.commands.run_worker import run_through_outages
 from notifwatch.worker.models import Schedule
 
 
@@ -108,3 +110,58 @@ def test_scheduler_thread_runs_jobs_and_sigterm_stops_the_worker(registry_rows):
         signal.signal(signal.SIGALRM, previous_alarm)
         watcher.join()
     assert_runs_landed()
+
+
+class WorkerThroughAnOutage(Worker):
+    """The real worker, whose database is away for its first `outages` looks at the queue."""
+
+    def __init__(self, outages: int, **kwargs):
+        super().__init__(**kwargs)
+        self.outages = outages
+
+    def run(self) -> None:
+        if self.outages:
+            self.outages -= 1
+            raise OperationalError("connection to server at 127.0.0.1 failed: Connection refused")
+        super().run()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_waits_out_a_database_outage_and_runs_what_is_queued(registry_rows):
+    from notifwatch.worker.tasks import run_scheduled
+
+    result = run_scheduled.enqueue("test_job")
+    worker = WorkerThroughAnOutage(
+        2,
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="outage-test",
+        excluded_queue_names=[],
+    )
+
+    run_through_outages(worker, first_pause=0.01)
+
+    assert worker.outages == 0
+    assert DBTaskResult.objects.get(pk=result.id).status == TaskResultStatus.SUCCESSFUL
+
+
+def test_a_worker_told_to_stop_does_not_wait_out_an_outage():
+    worker = WorkerThroughAnOutage(
+        1,
+        queue_names=["default"],
+        interval=0,
+        batch=True,
+        backend_name="default",
+        startup_delay=False,
+        max_tasks=None,
+        worker_id="stopping",
+        excluded_queue_names=[],
+    )
+    worker.running = False
+
+    with pytest.raises(OperationalError):
+        run_through_outages(worker, first_pause=0.01)

@@ -9,10 +9,17 @@ you like, on as many machines: each tick is claimed by one of them. Never autore
 import logging
 import signal
 import threading
+import time
 from argparse import ArgumentParser
 
 from django.core.management.base import BaseCommand
-from django.db import close_old_connections, connection
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    connections,
+)
 from django.utils.crypto import get_random_string
 from django_tasks_db.management.commands.db_worker import (
     Command as DbWorkerCommand,
@@ -53,6 +60,24 @@ class Scheduler:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+def run_through_outages(worker: Worker, *, first_pause: float = 1.0, longest: float = 30) -> None:
+    """django-tasks-db's loop raises when the database goes away (claiming a task, recording a
+    result). The worker waits and carries on, as the web side answers 503 and carries on: a
+    task caught mid-way is still `running` and the stale-task sweep queues it again."""
+    pause = first_pause
+    while True:
+        try:
+            worker.run()
+            return
+        except (OperationalError, InterfaceError):
+            if not worker.running:
+                raise
+            logger.exception("Database unavailable; the worker tries again in %.0f s", pause)
+            connections.close_all()
+            time.sleep(pause)
+            pause = min(pause * 2, longest)
 
 
 class Command(BaseCommand):
@@ -130,7 +155,7 @@ class Command(BaseCommand):
             else:
                 thread = threading.Thread(target=scheduler.run, name="scheduler", daemon=True)
                 thread.start()
-            worker.run()
+            run_through_outages(worker)
         finally:
             scheduler.stop()
             if thread is not None:
