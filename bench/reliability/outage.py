@@ -108,6 +108,9 @@ def main(argv: list[str]) -> int:
         acknowledged_then = stored_event_ids()
         resent = resend(app, answers)
         problems, figures = check(answers, acknowledged_then, resent, down_at, restart_at, up_at)
+        if worker_state != "running":
+            # run_worker waits out an outage; a worker that exited needs a person to restart it.
+            problems.append(f"the worker {worker_state} during the outage")
         figures["log"] = log_excerpt(app.server.log, limit=5)
         figures["worker"] = worker_state
         app.keep_logs = bool(problems) or worker_state != "running"
@@ -245,7 +248,7 @@ def report(problems: list[str], f: dict, down: float) -> int:
     recovery = "never" if f["recovery"] is None else f"{f['recovery']:.2f} s"
     print(f"  recovery (PostgreSQL started -> first 200): {recovery}; worker: {f['worker']}")
     if f["worker"] != "running":
-        print(f"  WARN the worker {f['worker']} during the outage (restarted; see worker.log)")
+        print(f"  the worker {f['worker']} during the outage (restarted; see worker.log)")
     for line in f["log"]:
         print(f"  server log: {line}")
     for line in problems:
