@@ -115,8 +115,17 @@ def test_scheduler_thread_runs_jobs_and_sigterm_stops_the_worker(registry_rows):
 class WorkerThroughAnOutage(Worker):
     """The real worker, whose database is away for its first `outages` looks at the queue."""
 
-    def __init__(self, outages: int, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, outages: int):
+        super().__init__(
+            queue_names=["default"],
+            interval=0,
+            batch=True,  # runs what is ready, then returns
+            backend_name="default",
+            startup_delay=False,
+            max_tasks=None,
+            worker_id=f"outage-{outages}",
+            excluded_queue_names=[],
+        )
         self.outages = outages
 
     def run(self) -> None:
@@ -131,17 +140,7 @@ def test_the_worker_waits_out_a_database_outage_and_runs_what_is_queued(registry
     from notifwatch.worker.tasks import run_scheduled
 
     result = run_scheduled.enqueue("test_job")
-    worker = WorkerThroughAnOutage(
-        2,
-        queue_names=["default"],
-        interval=0,
-        batch=True,
-        backend_name="default",
-        startup_delay=False,
-        max_tasks=None,
-        worker_id="outage-test",
-        excluded_queue_names=[],
-    )
+    worker = WorkerThroughAnOutage(2)
 
     run_through_outages(worker, first_pause=0.01)
 
@@ -150,17 +149,7 @@ def test_the_worker_waits_out_a_database_outage_and_runs_what_is_queued(registry
 
 
 def test_a_worker_told_to_stop_does_not_wait_out_an_outage():
-    worker = WorkerThroughAnOutage(
-        1,
-        queue_names=["default"],
-        interval=0,
-        batch=True,
-        backend_name="default",
-        startup_delay=False,
-        max_tasks=None,
-        worker_id="stopping",
-        excluded_queue_names=[],
-    )
+    worker = WorkerThroughAnOutage(1)
     worker.running = False
 
     with pytest.raises(OperationalError):
