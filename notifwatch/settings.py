@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "notifwatch.failures",
     "notifwatch.audit",
     "notifwatch.worker",
+    "notifwatch.alerts",
     "notifwatch.demo",
 ]
 

@@ -32,6 +32,9 @@ audit), with what everyone needs at the bottom and what only the site needs at t
 - failures: detection, grouping, the exceptions' figures and actions, reviews, bulk changes.
 - audit: exports, evidence packs, downloads, retention.
 - worker: schedules and retries; it names its jobs by dotted path, imported when they run.
+- alerts: subscriptions, alerts recorded before they are sent, their delivery and digests; it
+  reads exceptions and the worker's state to say what happened, and nothing below calls it
+  (triggers read the exceptions' history instead of being called by the action functions).
 - demo: the demo-data generators, fed through the real ingest code; nothing imports them.
 - site: views, admin, `urls`, `settings`, `wsgi`: pages sit on everything and nothing on them.
 
@@ -59,6 +62,7 @@ ORDER = (
     "failures",
     "audit",
     "worker",
+    "alerts",
     "demo",
     "site",
 )
