@@ -1,21 +1,14 @@
 """Pages about sources and what they sent: endpoints, counts, quarantine, mapping, tokens."""
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-
 from django.conf import settings
 from django.contrib import messages
-from django.db.models import Count, Max, Min, OuterRef, Subquery, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from notifwatch.accounts.access import READ_ROLES, role_required, sees_personal_data
 from notifwatch.accounts.masking import shown_text
 from notifwatch.accounts.models import Role
-from notifwatch.deliveries.models import Notification
 from notifwatch.ingest.actions import (
     TOKEN_KINDS,
     latest_reprocess,
@@ -24,9 +17,9 @@ from notifwatch.ingest.actions import (
     waiting_raw_events,
 )
 from notifwatch.ingest.forms import MappingForm, mapping_text
-from notifwatch.ingest.models import Outcome, RawEvent, RefusedCallTally, Source, SourceKind
+from notifwatch.ingest.models import Outcome, RawEvent, Source
 from notifwatch.ingest.parsing import MAX_SHOWN_BODY, pretty_body
-from notifwatch.ingest.providers import SetupHelp, adapter_for
+from notifwatch.ingest.source_facts import source_facts
 from notifwatch.ingest.tasks import reprocess_source
 
 LATEST_QUARANTINED = 20
@@ -35,107 +28,6 @@ LATEST_FAILED = 20
 # much of each, and this many problems (a 5 MB batch can hold 100,000 unreadable items).
 RAW_TEXT_CHARS = 20_000
 MAX_SHOWN_PROBLEMS = 100
-REJECTED_WINDOW = timedelta(days=7)
-
-
-@dataclass
-class SourceFacts:
-    source: Source
-    webhook_url: str
-    api_url: str = ""
-    by_outcome: dict[str, int] = field(default_factory=dict)
-    notifications: int = 0
-    last_received: datetime | None = None
-    # Refused calls in the last REJECTED_WINDOW: usually a rotated secret on the sender's side.
-    rejected: int = 0
-    rejected_since: datetime | None = None
-    rejected_reason: str = ""
-    setup: SetupHelp | None = None
-
-    @property
-    def raw_total(self) -> int:
-        return sum(self.by_outcome.values())
-
-    @property
-    def quarantined(self) -> int:
-        return self.by_outcome.get(Outcome.QUARANTINED, 0)
-
-    @property
-    def failed(self) -> int:
-        """Raw events processing crashed on every automatic retry: they wait for a person."""
-        return self.by_outcome.get(Outcome.FAILED, 0)
-
-    @property
-    def outcomes(self) -> list[tuple[str, str, int]]:
-        return [
-            (value, label, self.by_outcome[value])
-            for value, label in Outcome.choices
-            if self.by_outcome.get(value)
-        ]
-
-    @property
-    def rotatable(self) -> bool:
-        return self.source.kind in TOKEN_KINDS
-
-
-def source_facts(sources: list[Source]) -> list[SourceFacts]:
-    """Endpoints and counts of these sources in two grouped queries, however many sources."""
-    facts = {s.pk: SourceFacts(source=s, webhook_url=endpoint(s)) for s in sources}
-    for s in sources:
-        if s.kind == SourceKind.JSON:
-            facts[s.pk].api_url = settings.NOTIFWATCH_BASE_URL + reverse("api_events")
-    raw_counts = (
-        RawEvent.objects.filter(source_id__in=facts)
-        .values("source_id", "outcome")
-        .annotate(n=Count("id"), last=Max("received_at"))
-    )
-    for row in raw_counts:
-        f = facts[row["source_id"]]
-        f.by_outcome[row["outcome"]] = row["n"]
-        f.last_received = max(filter(None, (f.last_received, row["last"])), default=None)
-    notification_counts = (
-        Notification.objects.filter(source_id__in=facts)
-        .values("source_id")
-        .annotate(n=Count("id"))
-        .values_list("source_id", "n")
-    )
-    for source_id, n in notification_counts:
-        facts[source_id].notifications = n
-    rejected = RawEvent.objects.filter(
-        source_id__in=facts,
-        outcome=Outcome.REJECTED,
-        received_at__gte=timezone.now() - REJECTED_WINDOW,
-    )
-    latest_reason = (
-        rejected.filter(source_id=OuterRef("source_id")).order_by("-received_at").values("reason")
-    )
-    for row in (
-        rejected.values("source_id")
-        .annotate(n=Count("id"), since=Min("received_at"), reason=Subquery(latest_reason[:1]))
-        .order_by()
-    ):
-        f = facts[row["source_id"]]
-        f.rejected, f.rejected_since, f.rejected_reason = row["n"], row["since"], row["reason"]
-    # Calls beyond the stored ones of a flood are only counted (ingest.views.tally_refused_call).
-    for row in (
-        RefusedCallTally.objects.filter(
-            source_id__in=facts, hour__gte=timezone.now() - REJECTED_WINDOW
-        )
-        .values("source_id")
-        .annotate(n=Sum("count"), since=Min("hour"))
-        .order_by()
-    ):
-        f = facts[row["source_id"]]
-        f.rejected += row["n"]
-        f.rejected_since = min(filter(None, (f.rejected_since, row["since"])))
-    for f in facts.values():
-        adapter = adapter_for(f.source.kind)
-        f.setup = adapter.setup if adapter else None
-    return list(facts.values())
-
-
-def endpoint(source: Source) -> str:
-    return settings.NOTIFWATCH_BASE_URL + reverse("source_webhook", args=[source.slug])
 
 
 def is_admin(request: HttpRequest) -> bool:
