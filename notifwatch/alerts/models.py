@@ -128,3 +128,20 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} → {self.subscription_id}: {self.subject}"
+
+
+class AlertCursor(models.Model):
+    """How far a trigger job has read a growing table (the last row id it handled).
+
+    `start` is where it stood at the job's first run: rows from before it never alert, so a
+    first start over an old history does not flood everybody.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    position = models.BigIntegerField(default=0)
+    start = models.BigIntegerField(default=0)
+    started_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.position}"
