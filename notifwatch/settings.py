@@ -181,7 +181,10 @@ STORAGES = {
     },
 }
 
-if os.environ.get("EMAIL_URL"):
+if os.environ.get("EMAIL_URL", "").startswith("console:"):
+    # EMAIL_URL=console: prints each message on standard output (make demo): nothing is sent.
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+elif os.environ.get("EMAIL_URL"):
     # smtp://user:pass@host:port, or smtp+tls:// for STARTTLS.
     _email = urlsplit(os.environ["EMAIL_URL"])
     EMAIL_HOST = _email.hostname or "localhost"
@@ -252,3 +255,7 @@ NOTIFWATCH_AUDIT_RETENTION_DAYS = (
     if os.environ.get("NOTIFWATCH_AUDIT_RETENTION_DAYS")
     else None
 )
+
+# Alerts: the impact at which a new exception alerts, per kind (JSON, e.g. {"delivery_failure": 5});
+# kinds left out keep the defaults in notifwatch/alerts/triggers.py.
+NOTIFWATCH_ALERT_THRESHOLDS = json.loads(os.environ.get("NOTIFWATCH_ALERT_THRESHOLDS") or "{}")
