@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from notifwatch.accounts.access import READ_ROLES, membership_of, role_required, sees_personal_data
 from notifwatch.accounts.masking import mask_recipient, shown_text
+from notifwatch.alerts.failed import failed_alerts
 from notifwatch.audit.downloads import EXPORT_ROLES, download
 from notifwatch.audit.filters import trail_url
 from notifwatch.deliveries.filters import NotificationFilter
@@ -45,6 +46,9 @@ def home(request: HttpRequest) -> HttpResponse:
         "total": week.sent,
         "failures": week.failures,
         "quarantined": overview.quarantined,
+        # Alerts that could not be sent are a problem of their own (the alerts app is above
+        # deliveries, so the page reads them, not the overview).
+        "failed_alerts": failed_alerts(),
     }
     return render(request, "deliveries/home.html", ctx)
 
