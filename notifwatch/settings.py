@@ -193,6 +193,10 @@ elif os.environ.get("EMAIL_URL"):
     EMAIL_HOST_PASSWORD = unquote(_email.password or "")
     EMAIL_USE_TLS = _email.scheme == "smtp+tls"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "notifwatch@localhost")
+# Alerts: the From address of alert emails, and how many sends are tried (with backoff 1, 2, 4,
+# 8, 16 minutes) before an alert is marked failed and shown on the overview.
+NOTIFWATCH_ALERT_FROM = os.environ.get("NOTIFWATCH_ALERT_FROM", "notifwatch@localhost")
+NOTIFWATCH_ALERT_ATTEMPTS = int(os.environ.get("NOTIFWATCH_ALERT_ATTEMPTS", 6))
 
 TASKS = {
     "default": {

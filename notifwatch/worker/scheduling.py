@@ -50,6 +50,9 @@ REGISTRY: tuple[Job, ...] = (
     Job("alert_on_history", "notifwatch.alerts.triggers.alert_on_history", 60),
     # Each digest goes at its subscriber's own weekday and hour: checked often enough to be on time.
     Job("send_weekly_digests", "notifwatch.alerts.digest.send_weekly_digests", 5 * 60),
+    Job("deliver_alerts", "notifwatch.alerts.delivery.deliver_alerts", 60),
+    # Checked every 15 minutes: each subscription's digest goes at its own hour and time zone.
+    Job("send_daily_digests", "notifwatch.alerts.delivery.send_daily_digests", 15 * 60),
 )
 
 
