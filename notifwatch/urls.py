@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
 from notifwatch.accounts import views as account_views
+from notifwatch.alerts import views as alert_views
 from notifwatch.audit import evidence_views
 from notifwatch.audit import views as audit_views
 from notifwatch.deliveries import views as delivery_views
@@ -81,6 +82,13 @@ urlpatterns = [
     path("users/new/", account_views.user_new, name="user_new"),
     path("users/<int:pk>/", account_views.user_edit, name="user_edit"),
     path("preferences/", account_views.preferences, name="preferences"),
+    path("alerts/", alert_views.alerts, name="alerts"),
+    path("alerts/teams/<int:team_id>/", alert_views.alerts_team, name="alerts_team"),
+    path(
+        "alerts/subscriptions/<int:pk>/",
+        alert_views.alert_subscription,
+        name="alert_subscription",
+    ),
     path("audit/", audit_views.audit_list, name="audit_list"),
     re_path(r"^audit/export\.(?P<fmt>csv|jsonl)$", audit_views.audit_export, name="audit_export"),
     path("admin/", admin.site.urls),

@@ -154,6 +154,11 @@ ACCESS_TABLE: dict[str, Row] = {
     "user_list": ADMIN_ONLY,
     "user_new": ADMIN_ONLY,
     "user_edit": ADMIN_ONLY,
+    # Alerts: every role manages its own subscriptions; only admins the teams'. The matrix's
+    # subscription is a team's, so only the admin gets in (another user's own is a 404).
+    "alerts": READ,
+    "alerts_team": ADMIN_ONLY,
+    "alert_subscription": ADMIN_ONLY,
     # The admin site's own pages.
     "admin:login": Row(get=everyone(ALLOWED), post=everyone(ALLOWED)),
     # Logging out of the admin site: POST only; anyone else is sent to its index (not refused:
@@ -316,12 +321,15 @@ def build_world() -> World:
             f"exception {group}, review item {item}, notification {notification}, raw {raw}"
         )
     admin_objects(source)
+    team_subscription = team_subscription_for_matrix()
     monday = date.today() - timedelta(days=date.today().weekday())
 
     values: dict[str, dict[str, str]] = {
         "raw_event_detail": {"pk": str(raw.pk)},
         "notification_detail": {"pk": str(notification.pk)},
         "user_edit": {"pk": str(target.pk)},
+        "alerts_team": {"team_id": str(team_subscription.team_id)},
+        "alert_subscription": {"pk": str(team_subscription.pk)},
         "admin:view_on_site": {
             "content_type_id": str(ContentType.objects.get_for_model(type(source)).pk),
             "object_id": str(source.pk),
@@ -348,6 +356,17 @@ def build_world() -> World:
         }
     defaults = {"slug": source.slug, "fmt": "csv", "week": monday.isoformat()}
     return World(users=users, values=values, defaults=defaults)
+
+
+def team_subscription_for_matrix():
+    """A team's email subscription (its page is an admin's); the matrix posts it empty forms."""
+    from notifwatch.accounts.models import Team
+    from notifwatch.alerts.models import Subscription
+
+    team = Team.objects.create(name="Access matrix alerts team")
+    return Subscription.objects.create(
+        team=team, kind="assigned", channel="email", target="team@example.com"
+    )
 
 
 def admin_objects(source) -> None:
