@@ -18,6 +18,9 @@ $(BIN)/activate: pyproject.toml
 
 env: $(BIN)/activate
 
+# Mail is printed by the worker (EMAIL_URL=console:); chat alerts go to catch_webhooks, which prints them.
+demo: export EMAIL_URL ?= console:
+
 demo: env
 	$(BIN)/python manage.py migrate --no-input -v0
 	$(BIN)/python manage.py seed_demo
@@ -25,10 +28,13 @@ demo: env
 	@echo ""
 	@echo "  notifwatch is running at http://$(HOST):$(PORT)/"
 	@echo "  Log in as: demo / demo-password   (role: admin)"
+	@echo "  Assign an exception to reviewer or Engineering: the email and the chat message"
+	@echo "  print here within a minute (mail on the console, chat via catch_webhooks on :8025)."
 	@echo "  Stop with Ctrl+C."
 	@echo ""
 	@trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/python manage.py run_worker --interval 2 & \
+	$(BIN)/python manage.py catch_webhooks --port 8025 & \
 	$(BIN)/gunicorn notifwatch.wsgi --bind $(HOST):$(PORT) --workers 2 --threads 4 \
 		--access-logfile - --log-level warning
 

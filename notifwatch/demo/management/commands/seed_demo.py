@@ -9,6 +9,7 @@ from notifwatch.demo.loading import load_plan, reset_demo_data
 from notifwatch.demo.owners import ensure_owner_rules, make_first_decisions
 from notifwatch.demo.plan import DEFAULT_SEED, DEFAULT_SIZE, MIN_SIZE, build_plan, default_now
 from notifwatch.demo.sources import DEMO_SLUGS
+from notifwatch.demo.subscriptions import ensure_subscriptions
 from notifwatch.demo.summary import summary_lines
 from notifwatch.demo.users import ensure_users
 from notifwatch.failures.detection import run_checks
@@ -61,6 +62,7 @@ class Command(BaseCommand):
 
         users = ensure_users()
         ensure_owner_rules()
+        ensure_subscriptions(users)
         plan = build_plan(seed, anchor, size)
         result = load_plan(plan)
         if result.new_raw_events:
