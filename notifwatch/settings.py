@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "notifwatch.deliveries",
     "notifwatch.failures",
     "notifwatch.audit",
+    "notifwatch.api",
     "notifwatch.worker",
     "notifwatch.alerts",
     "notifwatch.demo",

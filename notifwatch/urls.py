@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
 from notifwatch.accounts import views as account_views
+from notifwatch.api import views as api_views
 from notifwatch.alerts import views as alert_views
 from notifwatch.audit import evidence_views
 from notifwatch.audit import views as audit_views
@@ -18,6 +19,13 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", ingest_views.healthz, name="healthz"),
     path("api/v1/events", ingest_views.api_events, name="api_events"),
+    path("api/v1/exceptions", api_views.exceptions, name="api_exceptions"),
+    path("api/v1/exceptions/<int:pk>", api_views.exception, name="api_exception"),
+    path("api/v1/notifications", api_views.notifications, name="api_notifications"),
+    path("api/v1/sources", api_views.sources, name="api_sources"),
+    path("api/v1/openapi.json", api_views.openapi, name="api_openapi"),
+    path("api-tokens/", api_views.api_tokens, name="api_tokens"),
+    path("api-tokens/revoke/", api_views.api_token_revoke, name="api_token_revoke"),
     path("hooks/<slug:slug>/", ingest_views.source_webhook, name="source_webhook"),
     path("sources/", source_views.source_list, name="source_list"),
     path("sources/<slug:slug>/", source_views.source_detail, name="source_detail"),

@@ -31,6 +31,8 @@ audit), with what everyone needs at the bottom and what only the site needs at t
 - ingest: sources, raw events, adapters, mappings, imports, reprocessing.
 - failures: detection, grouping, the exceptions' figures and actions, reviews, bulk changes.
 - audit: exports, evidence packs, downloads, retention.
+- api: the read API's tokens and answers; it reads deliveries, failures (the queue's filters,
+  the explanations) and ingest (the sources' facts) to answer scripts, and nothing calls it.
 - worker: schedules and retries; it names its jobs by dotted path, imported when they run.
 - alerts: subscriptions, alerts recorded before they are sent, their delivery and digests; it
   reads exceptions and the worker's state to say what happened, and nothing below calls it
@@ -61,6 +63,7 @@ ORDER = (
     "ingest",
     "failures",
     "audit",
+    "api",
     "worker",
     "alerts",
     "demo",

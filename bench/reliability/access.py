@@ -105,6 +105,8 @@ STAFF_VIEW_ONLY = Row(get=STAFF.get, post=STAFF_REFUSED.post)
 # Pages that only answer GET.
 STAFF_GET_ONLY = Row(get=STAFF.get, post={**STAFF.post, "admin": NOT_ALLOWED})
 
+API_READ = Row(get=everyone(UNAUTHORIZED), post=everyone(NOT_ALLOWED))
+
 # URL name (or, for an unnamed pattern, its route) -> Row. Admin-site patterns are filled in by
 # admin_rows() below from the models the admin registers, with the same rules for each.
 ACCESS_TABLE: dict[str, Row] = {
@@ -117,6 +119,14 @@ ACCESS_TABLE: dict[str, Row] = {
     "api_events": Row(get=everyone(NOT_ALLOWED), post=everyone(UNAUTHORIZED)),
     # GET/HEAD answer providers that check the URL when it is configured.
     "source_webhook": Row(get=everyone(ALLOWED), post=everyone(UNAUTHORIZED)),
+    # The read API: a personal token in the Authorization header, never the session, so every
+    # role is refused 401 here (tests/api/ asks with tokens); GET only. Its OpenAPI document is
+    # public: it describes the API and holds no data.
+    "api_exceptions": API_READ,
+    "api_exception": API_READ,
+    "api_notifications": API_READ,
+    "api_sources": API_READ,
+    "api_openapi": Row(get=everyone(ALLOWED), post=everyone(NOT_ALLOWED)),
     # Reading: every role.
     "home": READ,
     "source_list": READ,
@@ -131,6 +141,9 @@ ACCESS_TABLE: dict[str, Row] = {
     "review_minutes": READ,
     "audit_list": READ,
     "preferences": READ,
+    # API tokens: every role creates and revokes its own (admins anyone's).
+    "api_tokens": READ,
+    "api_token_revoke": action(READ_ROLES),
     # Exports and the evidence pack: admins, reviewers and auditors.
     "notification_export": EXPORT,
     "exception_export": EXPORT,
@@ -338,7 +351,12 @@ def build_world() -> World:
         "admin:auth_user_password_change": {"id": str(target.pk)},
         "admin/(?P<url>.*)$": {"url": "no-such-page/"},
     }
-    for name in ("exception_detail", "exception_action", "exception_notifications_export"):
+    for name in (
+        "exception_detail",
+        "exception_action",
+        "exception_notifications_export",
+        "api_exception",
+    ):
         values[name] = {"pk": str(group.pk)}
     for name in ("review_detail", "review_decide", "review_finish", "review_confirm_routing"):
         values[name] = {"pk": str(review.pk), "item_pk": str(item.pk)}
