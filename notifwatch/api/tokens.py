@@ -103,16 +103,19 @@ def token_for(authorization: str) -> ApiToken | None:
 
 
 def record_read(token: ApiToken, path: str, count: int, status: int) -> None:
-    """One audit entry per call: who (through which token) read what, and how much."""
+    """One audit entry per call: who (through which token) read what, and how much.
+
+    A read changes nothing, so no transaction: the entry is one INSERT, and the conditional
+    UPDATE of last_used_at touches a row at most once a minute.
+    """
     now = timezone.now()
-    with transaction.atomic():
-        record_audit(
-            actor=token.user,
-            action="api.read",
-            target=token,
-            new={"count": count, "status": status},
-            detail=path,
-        )
-        ApiToken.objects.filter(pk=token.pk).filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_PRECISION)
-        ).update(last_used_at=now)
+    record_audit(
+        actor=token.user,
+        action="api.read",
+        target=token,
+        new={"count": count, "status": status},
+        detail=path,
+    )
+    ApiToken.objects.filter(pk=token.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_PRECISION)
+    ).update(last_used_at=now)
