@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.db.models import Count, Window
 from django.utils import timezone
 
 from notifwatch.alerts.models import Alert, AlertStatus
@@ -26,9 +27,17 @@ class FailedAlerts:
 def failed_alerts(now: datetime | None = None) -> FailedAlerts | None:
     """The alerts that finally failed lately, with the latest one's reason; None if none."""
     now = now or timezone.now()
-    failed = Alert.objects.filter(status=AlertStatus.FAILED, created_at__gte=now - SHOWN_FOR)
-    count = failed.count()
-    if not count:
+    # One query, failures or not: the overview's query budget is fixed. The window counts every
+    # failed alert before LIMIT keeps the latest.
+    latest = list(
+        Alert.objects.filter(status=AlertStatus.FAILED, created_at__gte=now - SHOWN_FOR)
+        .annotate(total=Window(Count("pk")))
+        .order_by("-created_at", "-pk")
+        .values("last_error", "created_at", "total")[:1]
+    )
+    if not latest:
         return None
-    last = failed.order_by("-created_at", "-pk").values("last_error", "created_at")[0]
-    return FailedAlerts(count, last["last_error"] or "no reason recorded", last["created_at"])
+    last = latest[0]
+    return FailedAlerts(
+        last["total"], last["last_error"] or "no reason recorded", last["created_at"]
+    )
