@@ -33,3 +33,40 @@ class Schedule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class WorkerHeartbeat(models.Model):
+    """One running worker process, as its scheduler thread last reported it.
+
+    Upserted on every scheduler tick (a few seconds apart), so `last_seen_at` says whether any
+    worker is alive: the health check reads the newest one. Rows of workers gone for a day are
+    pruned when a worker starts.
+    """
+
+    worker_id = models.CharField(max_length=64, unique=True)
+    hostname = models.CharField(max_length=255)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+
+    def __str__(self) -> str:
+        return f"{self.hostname}:{self.pid} ({self.worker_id})"
+
+
+class HeartbeatPing(models.Model):
+    """The outgoing heartbeat (NOTIFWATCH_HEARTBEAT_URL) after a detection pass: how it went.
+
+    One row per URL, so changing the setting starts a fresh record.
+    """
+
+    url = models.CharField(max_length=500, unique=True)
+    last_attempt_at = models.DateTimeField()
+    last_ok_at = models.DateTimeField(null=True, blank=True)
+    # Empty after a ping that went through.
+    last_error = models.TextField(blank=True)
+
+    def __str__(self) -> str:
+        return self.url

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_tasks import task
 
+from notifwatch.worker.heartbeats import ping_heartbeat_url
 from notifwatch.worker.models import Schedule
 
 logger = logging.getLogger("notifwatch.worker")
@@ -20,6 +21,8 @@ logger = logging.getLogger("notifwatch.worker")
 MAX_ATTEMPTS = 5
 BACKOFF_BASE_SECONDS = 30
 BACKOFF_CAP_SECONDS = 30 * 60
+# The schedule whose every success pings NOTIFWATCH_HEARTBEAT_URL: the detection pass.
+PINGED_AFTER = "run_checks"
 
 
 def backoff_seconds(attempt: int) -> int:
@@ -50,7 +53,17 @@ def run_scheduled(name: str, attempt: int = 1):
     Schedule.objects.filter(pk=schedule.pk).update(
         last_succeeded_at=timezone.now(), consecutive_failures=0, last_error=""
     )
+    if name == PINGED_AFTER:
+        ping_after_success()
     return result
+
+
+def ping_after_success() -> None:
+    """Tell the outside monitor a detection pass went through; its trouble never fails the pass."""
+    try:
+        ping_heartbeat_url()
+    except Exception:
+        logger.exception("Outgoing heartbeat: could not record the ping")
 
 
 def record_failure(schedule: Schedule, attempt: int, exc: BaseException) -> None:

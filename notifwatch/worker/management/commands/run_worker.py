@@ -32,17 +32,21 @@ from django_tasks_db.management.commands.db_worker import (
     validate_worker_id,
 )
 
+from notifwatch.worker.heartbeats import forget_gone_workers, record_heartbeat
 from notifwatch.worker.scheduling import enqueue_due, ensure_schedules
 
 logger = logging.getLogger("notifwatch.worker")
 
 
 class Scheduler:
-    def __init__(self, interval: float):
+    def __init__(self, interval: float, worker_id: str):
         self.interval = interval
+        self.worker_id = worker_id
         self.stopping = threading.Event()
 
     def tick(self) -> list[str]:
+        # The heartbeat first: a tick whose scheduling fails still shows the worker alive.
+        record_heartbeat(self.worker_id)
         return enqueue_due()
 
     def run(self) -> None:
@@ -131,6 +135,7 @@ class Command(BaseCommand):
         DbWorkerCommand(stdout=self.stdout, stderr=self.stderr).configure_logging(
             options["verbosity"]
         )
+        worker_id = options["worker_id"] or get_random_string(32)
         worker = Worker(
             queue_names=options["queue_name"].split(","),
             interval=options["interval"],
@@ -138,11 +143,12 @@ class Command(BaseCommand):
             backend_name=options["backend"],
             startup_delay=options["startup_delay"] and not options["once"],
             max_tasks=options["max_tasks"],
-            worker_id=options["worker_id"] or get_random_string(32),
+            worker_id=worker_id,
             excluded_queue_names=[],
         )
-        scheduler = Scheduler(options["schedule_interval"])
+        scheduler = Scheduler(options["schedule_interval"], worker_id)
         ensure_schedules()
+        forget_gone_workers()
 
         previous_handlers = {
             sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)
