@@ -154,7 +154,7 @@ def start_gunicorn(port: int) -> subprocess.Popen:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
-            status, _, _ = request(port, "/healthz")
+            status, _, _ = request(port, "/healthz?part=database")
             if status == 200:
                 return server
         time.sleep(0.2)

@@ -837,7 +837,11 @@ def main() -> None:
         ("owner=unowned", "owner=unowned"),
         ("text q=invoice", "q=invoice"),
     ]
-    baseline = Page("baseline: GET /healthz (middleware + SELECT 1)", "/healthz", contains("ok"))
+    baseline = Page(
+        "baseline: GET /healthz?part=database (middleware + SELECT 1)",
+        "/healthz?part=database",
+        contains("ok"),
+    )
     pages = [
         baseline,
         Page(overview_name, "/", overview_check(week_sent)),

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "notifwatch.api",
     "notifwatch.worker",
     "notifwatch.alerts",
+    "notifwatch.health",
     "notifwatch.demo",
 ]
 
@@ -88,6 +89,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "notifwatch.accounts.context_processors.role",
+                "notifwatch.health.context_processors.health_banner",
             ],
         },
     },
@@ -210,6 +212,12 @@ NOTIFWATCH_STALE_TASK_SECONDS = int(os.environ.get("NOTIFWATCH_STALE_TASK_SECOND
 # A raw event that processing crashed on (left `received`) is retried by the worker this many
 # times with backoff, then marked failed and counted on its source page and the overview.
 NOTIFWATCH_RAW_RETRY_ATTEMPTS = int(os.environ.get("NOTIFWATCH_RAW_RETRY_ATTEMPTS", 5))
+# notifwatch watching itself (/healthz, the red banner, health alerts): no worker heartbeat for
+# this long is a stopped worker; no raw event from any source for this long is stopped ingestion.
+NOTIFWATCH_WORKER_SILENT_SECONDS = int(os.environ.get("NOTIFWATCH_WORKER_SILENT_SECONDS", 120))
+NOTIFWATCH_INGEST_SILENT_SECONDS = int(os.environ.get("NOTIFWATCH_INGEST_SILENT_SECONDS", 6 * 3600))
+# Pinged (GET) after each successful detection pass, for an outside monitor (healthchecks.io).
+NOTIFWATCH_HEARTBEAT_URL = os.environ.get("NOTIFWATCH_HEARTBEAT_URL", "")
 
 # Ingest limits: a request body larger than this is answered 413 (and not stored).
 NOTIFWATCH_MAX_BODY_BYTES = int(os.environ.get("NOTIFWATCH_MAX_BODY_BYTES", 5 * 1024 * 1024))

@@ -3,13 +3,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
 from notifwatch.accounts import views as account_views
-from notifwatch.api import views as api_views
 from notifwatch.alerts import views as alert_views
+from notifwatch.api import views as api_views
 from notifwatch.audit import evidence_views
 from notifwatch.audit import views as audit_views
 from notifwatch.deliveries import views as delivery_views
 from notifwatch.failures import review_views
 from notifwatch.failures import views as failure_views
+from notifwatch.health import views as health_views
 from notifwatch.ingest import source_views
 from notifwatch.ingest import views as ingest_views
 
@@ -17,7 +18,7 @@ urlpatterns = [
     path("", delivery_views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("healthz", ingest_views.healthz, name="healthz"),
+    path("healthz", health_views.healthz, name="healthz"),
     path("api/v1/events", ingest_views.api_events, name="api_events"),
     path("api/v1/exceptions", api_views.exceptions, name="api_exceptions"),
     path("api/v1/exceptions/<int:pk>", api_views.exception, name="api_exception"),

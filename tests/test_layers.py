@@ -37,6 +37,8 @@ audit), with what everyone needs at the bottom and what only the site needs at t
 - alerts: subscriptions, alerts recorded before they are sent, their delivery and digests; it
   reads exceptions and the worker's state to say what happened, and nothing below calls it
   (triggers read the exceptions' history instead of being called by the action functions).
+- health: notifwatch watching itself (its checks, /healthz's answer, the banner, health alerts).
+  Its checks only read tables, but it records and sends alerts, so it sits above alerts.
 - demo: the demo-data generators, fed through the real ingest code; nothing imports them.
 - site: views, admin, `urls`, `settings`, `wsgi`: pages sit on everything and nothing on them.
 
@@ -66,6 +68,7 @@ ORDER = (
     "api",
     "worker",
     "alerts",
+    "health",
     "demo",
     "site",
 )

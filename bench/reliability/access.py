@@ -114,7 +114,9 @@ ACCESS_TABLE: dict[str, Row] = {
     "login": Row(get=everyone(ALLOWED), post=everyone(ALLOWED)),
     # Django 5's LogoutView: POST only.
     "logout": Row(get=everyone(NOT_ALLOWED), post=everyone(ALLOWED)),
-    "healthz": Row(get=everyone(ALLOWED), post=everyone(NOT_ALLOWED)),
+    # /healthz answers everyone alike, signed in or not (monitors call it). No worker runs
+    # beside the matrix, so it says 503 ("worker: failing") to every role.
+    "healthz": Row(get=everyone(SERVER_ERROR), post=everyone(NOT_ALLOWED)),
     # The matrix posts no credentials: refused whoever is signed in (sessions do not count).
     "api_events": Row(get=everyone(NOT_ALLOWED), post=everyone(UNAUTHORIZED)),
     # GET/HEAD answer providers that check the URL when it is configured.

@@ -98,7 +98,7 @@ def wait_for_health(base_url: str, deadline: float, process: subprocess.Popen | 
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"the server exited with status {process.returncode}")
         with suppress(OSError):
-            with urllib.request.urlopen(f"{base_url}/healthz", timeout=2) as answer:
+            with urllib.request.urlopen(f"{base_url}/healthz?part=database", timeout=2) as answer:
                 if answer.status == 200:
                     return
         time.sleep(0.2)

@@ -47,6 +47,8 @@ REGISTRY: tuple[Job, ...] = (
     Job("sweep_stale_tasks", "notifwatch.worker.scheduling.sweep_stale_tasks", 60),
     Job("retry_raw_events", "notifwatch.ingest.tasks.retry_unprocessed_raw_events", 60),
     Job("prune", "notifwatch.audit.retention.prune", 24 * 3600),
+    # notifwatch watching itself: a part turning failing (or recovering) alerts once.
+    Job("watch_health", "notifwatch.health.alerting.watch_health", 60),
     Job("alert_on_history", "notifwatch.alerts.triggers.alert_on_history", 60),
     # Each digest goes at its subscriber's own weekday and hour: checked often enough to be on time.
     Job("send_weekly_digests", "notifwatch.alerts.digest.send_weekly_digests", 5 * 60),

@@ -143,8 +143,3 @@ def test_it_accepts_the_same_canonical_events_on_the_source_webhook(client, json
     rejected = client.post("/hooks/billing/", data="{}", content_type="application/json")
     assert rejected.status_code == 401
     assert RawEvent.objects.filter(outcome=Outcome.REJECTED).count() == 1
-
-
-def test_it_answers_healthz(client):
-    response = client.get("/healthz")
-    assert response.status_code == 200

@@ -1,0 +1,1 @@
+"""notifwatch watching itself: its health checks, /healthz, the red banner and health alerts."""
