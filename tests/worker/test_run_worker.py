@@ -12,7 +12,8 @@ from django_tasks_db.management.commands.db_worker import Worker
 from django_tasks_db.models import DBTaskResult
 
 from notifwatch.worker.management.commands.run_worker import run_through_outages
-from notifwatch.worker.models import Schedule
+from notifwatch.worker.models import Schedule, WorkerHeartbeat
+from notifwatch.worker.scheduling import REGISTRY
 
 
 @pytest.fixture
@@ -34,15 +35,10 @@ def registry_rows():
 
 def assert_runs_landed():
     rows = {s.name: s for s in Schedule.objects.all()}
-    # The sweep, the raw events' retry and the daily prune are created at start.
-    assert set(rows) == {
-        "run_checks",
-        "refresh_counts",
-        "sweep_stale_tasks",
-        "retry_raw_events",
-        "prune",
-        "test_job",
-    }
+    # Every registered job's schedule is created at start, whichever apps add jobs.
+    assert set(rows) == {job.name for job in REGISTRY} | {"test_job"}
+    # The tick said the worker is alive.
+    assert WorkerHeartbeat.objects.exists()
     for name in ("test_job", "sweep_stale_tasks"):
         result = DBTaskResult.objects.get(pk=rows[name].last_result_id)
         assert result.status == TaskResultStatus.SUCCESSFUL, result.traceback
