@@ -63,9 +63,10 @@ class SubscriptionForm(forms.Form):
     )
     is_active = forms.BooleanField(label="Active", required=False, initial=True)
 
-    def __init__(self, *args, for_team: bool = False, **kwargs):
+    def __init__(self, *args, for_team: bool = False, may_post_urls: bool = True, **kwargs):
         super().__init__(*args, **kwargs)
         self.for_team = for_team
+        self.may_post_urls = may_post_urls
         if for_team:
             # A team hears about the exceptions it owns.
             del self.fields["scope"]
@@ -97,6 +98,13 @@ class SubscriptionForm(forms.Form):
                     validate_email(target)
                 except ValidationError:
                     self.add_error("target", "Enter an email address, or leave it blank.")
+        elif channel in (Channel.CHAT, Channel.WEBHOOK) and not self.may_post_urls:
+            # The server posts to that URL from inside the network: only admins choose where.
+            self.add_error(
+                "channel",
+                "Only an admin can send alerts to a chat room or webhook URL; choose email, "
+                "or ask an admin to set up your team's chat room.",
+            )
         elif channel in (Channel.CHAT, Channel.WEBHOOK):
             try:
                 http_url(target)

@@ -43,11 +43,13 @@ def subscription_for(user, pk: int) -> Subscription:
 def alerts(request: HttpRequest) -> HttpResponse:
     """The signed-in user's subscriptions, a form to add one, and their recent alerts."""
     subscriptions = Subscription.objects.filter(user=request.user)
-    form = SubscriptionForm(request.POST if request.method == "POST" else None)
+    is_admin = membership_of(request.user).role == Role.ADMIN
+    form = SubscriptionForm(
+        request.POST if request.method == "POST" else None, may_post_urls=is_admin
+    )
     if request.method == "POST" and form.is_valid():
         saved = create_subscription(actor=request.user, user=request.user, **form.cleaned_data)
         return after_save(request, saved, "Subscription added.")
-    is_admin = membership_of(request.user).role == Role.ADMIN
     return render(
         request,
         "alerts/subscriptions.html",
@@ -98,6 +100,7 @@ def alert_subscription(request: HttpRequest, pk: int) -> HttpResponse:
         request.POST if action == "save" else None,
         initial=initial_of(subscription),
         for_team=for_team,
+        may_post_urls=membership_of(request.user).role == Role.ADMIN,
     )
     if action == "save" and form.is_valid():
         saved = update_subscription(subscription, actor=request.user, **form.cleaned_data)

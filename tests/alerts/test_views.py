@@ -46,8 +46,8 @@ def test_a_viewer_adds_an_email_subscription_to_their_own_address(client, viewer
     assert "your own address" in client.get("/alerts/").content.decode()
 
 
-def test_it_shows_errors_next_to_the_fields_and_saves_nothing(client, viewer):
-    client.force_login(viewer)
+def test_it_shows_errors_next_to_the_fields_and_saves_nothing(client, admin_user):
+    client.force_login(admin_user)
 
     response = client.post("/alerts/", {**EMAIL, "channel": "chat", "target": "not a url"})
 
@@ -57,8 +57,19 @@ def test_it_shows_errors_next_to_the_fields_and_saves_nothing(client, viewer):
     assert Subscription.objects.count() == 0 and audit_actions() == []
 
 
-def test_a_webhook_secret_is_shown_once_then_only_as_a_hint(client, reviewer):
+def test_only_an_admin_makes_notifwatch_post_to_a_url(client, reviewer):
     client.force_login(reviewer)
+
+    response = client.post("/alerts/", {**EMAIL, "channel": "chat", "target": "http://10.0.0.5/"})
+
+    page = response.content.decode()
+    assert response.status_code == 200 and 'id="field-channel"' in page
+    assert "Only an admin can send alerts to a chat room or webhook URL" in page
+    assert Subscription.objects.count() == 0
+
+
+def test_a_webhook_secret_is_shown_once_then_only_as_a_hint(client, admin_user):
+    client.force_login(admin_user)
 
     response = client.post(
         "/alerts/", {**EMAIL, "channel": "webhook", "target": "http://127.0.0.1:9/in"}
@@ -73,15 +84,15 @@ def test_a_webhook_secret_is_shown_once_then_only_as_a_hint(client, reviewer):
     assert secret not in str(AuditEntry.objects.get().new)
 
 
-def test_editing_keeps_the_secret_and_audits_what_changed(client, reviewer):
+def test_editing_keeps_the_secret_and_audits_what_changed(client, admin_user):
     subscription = Subscription.objects.create(
-        user=reviewer,
+        user=admin_user,
         kind="assigned",
         channel=Channel.WEBHOOK,
         target="http://127.0.0.1:9/in",
         secret="whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM=",
     )
-    client.force_login(reviewer)
+    client.force_login(admin_user)
 
     response = client.post(
         f"/alerts/subscriptions/{subscription.pk}/",
