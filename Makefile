@@ -20,6 +20,8 @@ env: $(BIN)/activate
 
 # Mail is printed by the worker (EMAIL_URL=console:); chat alerts go to catch_webhooks, which prints them.
 demo: export EMAIL_URL ?= console:
+# Links in alerts point at the demo's own address.
+demo: export NOTIFWATCH_BASE_URL ?= http://$(HOST):$(PORT)
 
 demo: env
 	$(BIN)/python manage.py migrate --no-input -v0

@@ -55,9 +55,14 @@ def absolute_link(link: str) -> str:
     return settings.NOTIFWATCH_BASE_URL + link if link.startswith("/") else link
 
 
+def with_link(body: str, link: str, separator: str = "\n\n") -> str:
+    """The body, ending with the link unless the message already says it."""
+    return body + (f"{separator}{link}" if link and link not in body else "")
+
+
 def send_email(alert: Alert, address: str) -> None:
     link = absolute_link(alert.link)
-    text = alert.body + (f"\n\n{link}" if link else "")
+    text = with_link(alert.body, link)
     html = linebreaks(alert.body) + (
         f'<p><a href="{escape(link)}">Open in notifwatch</a></p>' if link else ""
     )
@@ -77,10 +82,8 @@ def send_email(alert: Alert, address: str) -> None:
 
 def chat_json(alert: Alert) -> bytes:
     """Slack-compatible incoming-webhook JSON: the subject in bold, the body, the link."""
-    lines = [f"*{alert.subject}*", alert.body]
-    if alert.link:
-        lines.append(absolute_link(alert.link))
-    return json.dumps({"text": "\n".join(lines)}).encode()
+    text = with_link(f"*{alert.subject}*\n{alert.body}", absolute_link(alert.link), "\n")
+    return json.dumps({"text": text}).encode()
 
 
 def webhook_json(alert: Alert) -> bytes:

@@ -25,7 +25,12 @@ def ensure_users() -> dict[str, AbstractUser]:
             # The demo admin may also open Django's admin (which needs staff status).
             is_admin = role == "admin"
             user = user_model.objects.create_user(
-                username=username, password=password, is_staff=is_admin, is_superuser=is_admin
+                username=username,
+                password=password,
+                # Alerts by email go to the user's own address (printed on the demo's console).
+                email=f"{username}@notifwatch.example",
+                is_staff=is_admin,
+                is_superuser=is_admin,
             )
         if not Membership.objects.filter(user=user).exists():
             Membership.objects.create(user=user, role=role)

@@ -130,3 +130,17 @@ def test_a_receiver_that_is_not_there_is_a_failure(reviewer, receiver):
 
     with pytest.raises(SendFailed, match="could not connect"):
         send_alert(alert_for(reviewer, Channel.CHAT, target=url))
+
+
+def test_a_message_that_already_ends_with_its_link_does_not_say_it_twice(
+    reviewer, receiver, settings
+):
+    settings.NOTIFWATCH_BASE_URL = "https://notifwatch.example"
+    chat = receiver()
+    alert = alert_for(reviewer, Channel.CHAT, target=chat.url)
+    alert.body += "\nOpen it: https://notifwatch.example/exceptions/7/"
+
+    send_alert(alert)
+
+    (call,) = chat.received
+    assert call.json["text"].count("https://notifwatch.example/exceptions/7/") == 1
