@@ -8,10 +8,12 @@ DEMO_CHAT_URL = "http://127.0.0.1:8025/chat"
 
 
 def ensure_subscriptions(users: dict) -> int:
-    """The reviewer's email alerts and weekly digest, Engineering's chat room; created once."""
+    """The reviewer's email alerts and weekly digest, the admin's health alerts, Engineering's
+    chat room; created once."""
     reviewer = users["reviewer"]
     wanted = [
         ({"user": reviewer, "kind": AlertKind.ASSIGNED}, {"channel": Channel.EMAIL}),
+        ({"user": users["demo"], "kind": AlertKind.HEALTH}, {"channel": Channel.EMAIL}),
         (
             {"user": reviewer, "kind": AlertKind.WEEKLY_DIGEST},
             {"channel": Channel.EMAIL, "digest_weekday": 0, "digest_hour": 8},
@@ -19,7 +21,7 @@ def ensure_subscriptions(users: dict) -> int:
     ]
     engineering = Team.objects.filter(name="Engineering").first()
     if engineering is not None:
-        for kind in (AlertKind.ASSIGNED, AlertKind.SILENCE):
+        for kind in (AlertKind.ASSIGNED, AlertKind.SILENCE, AlertKind.HEALTH):
             wanted.append(
                 (
                     {"team": engineering, "kind": kind},

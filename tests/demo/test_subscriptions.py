@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 def test_an_assignment_in_the_demo_makes_an_email_and_a_chat_message(json_source):
     users = ensure_users()
     ensure_owner_rules()
-    assert ensure_subscriptions(users) == 4
+    assert ensure_subscriptions(users) == 6  # incl. the admin's and Engineering's health alerts
     assert ensure_subscriptions(users) == 0
     group = bounced_order_confirmations(json_source)
     alert_on_history()  # the worker's first pass
@@ -35,3 +35,23 @@ def test_an_assignment_in_the_demo_makes_an_email_and_a_chat_message(json_source
         (Channel.EMAIL, ""),
         (Channel.CHAT, DEMO_CHAT_URL),
     }
+
+
+def test_the_demo_admin_hears_of_notifwatchs_own_health_by_email(json_source):
+    from django.core import mail
+
+    from notifwatch.alerts.delivery import deliver_alerts
+    from notifwatch.alerts.recording import Message, record_alert
+
+    users = ensure_users()
+    ensure_subscriptions(users)
+
+    record_alert(
+        AlertKind.HEALTH, "worker:test", Message("Worker stopped", "No heartbeat."), everyone=True
+    )
+    # Only the email: the chat room's catcher is not running in the tests.
+    deliver_alerts(
+        only=Alert.objects.filter(subscription__channel=Channel.EMAIL).values_list("pk", flat=True)
+    )
+
+    assert [m.to for m in mail.outbox] == [["demo@notifwatch.example"]]
