@@ -124,8 +124,18 @@ def exception_message(
     )
 
 
-def assigned_message(group: FailureGroup, *, team: Team | None, assignee, actor) -> Message:
-    """'Assigned to CRM admins: <title>' — the owner the assignment gave."""
+def assigned_message(
+    group: FailureGroup,
+    *,
+    team: Team | None,
+    assignee,
+    actor,
+    owner_team: Team | None = None,
+    owner_assignee=None,
+) -> Message:
+    """'Assigned to CRM admins: <title>' — what the assignment gave; the owner line names the
+    whole owner after it (`owner_team`, `owner_assignee`: a person given to a team's exception
+    keeps the team)."""
     given = " and ".join(
         filter(None, [str(team) if team else "", person(assignee) if assignee else ""])
     )
@@ -135,8 +145,8 @@ def assigned_message(group: FailureGroup, *, team: Team | None, assignee, actor)
         event="assigned",
         headline=f"Assigned to {given}",
         happened=f"This exception was assigned to {given}{by}.",
-        team=team,
-        assignee=assignee,
+        team=owner_team or team,
+        assignee=owner_assignee or assignee,
         owner_given=True,
     )
 

@@ -159,8 +159,15 @@ def alert_assigned(entry: GroupHistory, occurrence: str) -> list[Alert]:
     if entry.actor_id:
         # Whoever made the assignment knows: not to their own inbox (their team still hears).
         reached = reached.exclude(user_id=entry.actor_id)
+    owner_team = team or Team.objects.filter(pk=new.get("team")).first()
+    owner_assignee = assignee or get_user_model().objects.filter(pk=new.get("assignee")).first()
     message = messages.assigned_message(
-        entry.group, team=team, assignee=assignee, actor=entry.actor
+        entry.group,
+        team=team,
+        assignee=assignee,
+        actor=entry.actor,
+        owner_team=owner_team if new.get("team") else None,
+        owner_assignee=owner_assignee if new.get("assignee") else None,
     )
     return record_alert(
         AlertKind.ASSIGNED, occurrence, message, group=entry.group, subscriptions=reached

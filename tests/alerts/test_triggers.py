@@ -221,3 +221,22 @@ def test_the_worker_runs_the_job_every_minute():
         "notifwatch.alerts.triggers.alert_on_history",
         60,
     )
+
+
+def test_a_person_given_to_a_teams_exception_reads_the_whole_owner(
+    json_source, reviewer, admin_user
+):
+    crm = Team.objects.create(name="CRM admins")
+    subscribe(reviewer)
+    group = bounces(json_source, "order_confirmation", 3, ago(hours=2))
+    assign(group, team=crm, actor=admin_user)
+    started()
+
+    assign(group, assignee=reviewer, actor=admin_user)
+    alert_on_history()
+
+    alert = Alert.objects.get()
+    assert alert.subject.startswith("Assigned to rita: ")
+    assert "Owner: CRM admins (team) · rita (person)" in alert.body
+    owner = alert.payload["exception"]["owner"]
+    assert (owner["team"], owner["assignee"]) == ("CRM admins", "rita")
