@@ -252,6 +252,9 @@ NOTIFWATCH_SILENCE_SCHEDULES = json.loads(os.environ.get("NOTIFWATCH_SILENCE_SCH
 # Amazon SES via SNS: confirm subscriptions by opening the SubscribeURL (only on an SNS host).
 # Off by default: the source page shows the link for an admin to open instead.
 NOTIFWATCH_SNS_AUTO_CONFIRM = env_bool("NOTIFWATCH_SNS_AUTO_CONFIRM", False)
+# A folder of trusted SNS signing certificates (PEM files named by the last path segment of
+# their SigningCertURL) for hosts that cannot download them from Amazon.
+NOTIFWATCH_SNS_CERTS_DIR = os.environ.get("NOTIFWATCH_SNS_CERTS_DIR", "")
 
 # Mailgun signs only a timestamp and a one-time token: a signed call whose timestamp is further
 # than this from now is refused, and each token is accepted once within it (replays refused).

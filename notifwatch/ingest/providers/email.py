@@ -33,6 +33,7 @@ from base64 import b64decode
 from binascii import Error as Base64Error
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -709,11 +710,31 @@ def sns_public_key(url: str):
         raise SNSSignatureProblem(
             f"SNS signing certificate URL is not on an Amazon SNS host: {url[:120]!r}"
         )
-    certificate = x509.load_pem_x509_certificate(fetch_certificate(url))
+    certificate = x509.load_pem_x509_certificate(trusted_copy(url) or fetch_certificate(url))
     now = datetime.now(UTC)
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         raise SNSSignatureProblem("SNS signing certificate is expired or not yet valid")
     return certificate.public_key()
+
+
+def trusted_copy(url: str) -> bytes | None:
+    """The certificate from NOTIFWATCH_SNS_CERTS_DIR, for hosts that cannot reach Amazon.
+
+    Files are named by the last path segment of the SigningCertURL (already checked to be on an
+    Amazon SNS host, so the name holds no "/"). The signature is verified with it all the same:
+    the folder only replaces the download.
+    """
+    folder = settings.NOTIFWATCH_SNS_CERTS_DIR
+    if not folder:
+        return None
+    path = Path(folder) / url.rsplit("/", 1)[-1]
+    if not path.is_file():
+        return None
+    with path.open("rb") as pem:
+        body = pem.read(MAX_CERTIFICATE_BYTES + 1)
+    if len(body) > MAX_CERTIFICATE_BYTES:
+        raise ValueError(f"SNS signing certificate {path.name} is too large")
+    return body
 
 
 def fetch_certificate(url: str) -> bytes:
@@ -747,7 +768,8 @@ class SESAdapter(AnymailAdapter):
             "SNS first asks to confirm the subscription: the raw event of that call (ignored) "
             "shows the confirmation link; open it once, or set NOTIFWATCH_SNS_AUTO_CONFIRM=true "
             "to have notifwatch open it. Every SNS message signature is verified against "
-            "Amazon's signing certificate (fetched only from sns.<region>.amazonaws.com). SES "
+            "Amazon's signing certificate (fetched only from sns.<region>.amazonaws.com, or read "
+            "from NOTIFWATCH_SNS_CERTS_DIR on a host without outbound access). SES "
             "reports a temporary bounce only once it has stopped retrying, so it is a bounce."
         ),
     )
