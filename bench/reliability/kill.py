@@ -282,20 +282,11 @@ def reprocess_scenario(worker: Worker, work: Path, sizes: Sizes, timeout: float)
     )
     if at_kill >= m or task.filter(status=TaskResultStatus.SUCCESSFUL).exists():
         raise TooLate("the reprocess finished before the kill")
-    restarted = time.monotonic()
-    worker.start()
-    status = wait_until(
-        lambda: (
-            task.exclude(status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING])
-            .values_list("status", flat=True)
-            .first()
-        ),
-        timeout,
-        interval=0.5,
-        what="the reprocess task to finish after the restart",
+    status, took = restart_until_finished(
+        worker, task, timeout, "the reprocess task to finish after the restart"
     )
     scenario.note(
-        f"task {status.lower()} {time.monotonic() - restarted:.1f} s after the restart "
+        f"task {status.lower()} {took:.1f} s after the restart "
         f"(stale after {STALE_TASK_SECONDS} s, then the sweep's next minute)"
     )
     scenario.expect("reprocess task", status, TaskResultStatus.SUCCESSFUL)
@@ -379,21 +370,10 @@ def detection_scenario(worker: Worker, timeout: float) -> Scenario:
     )
     if task.filter(status=TaskResultStatus.SUCCESSFUL).exists() or at_kill >= failing:
         raise TooLate("the detection pass finished before the kill")
-    restarted = time.monotonic()
-    worker.start()
-    status = wait_until(
-        lambda: (
-            task.exclude(status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING])
-            .values_list("status", flat=True)
-            .first()
-        ),
-        timeout,
-        interval=0.5,
-        what="the killed run_checks to run again and finish",
+    status, took = restart_until_finished(
+        worker, task, timeout, "the killed run_checks to run again and finish"
     )
-    scenario.note(
-        f"run_checks {status.lower()} {time.monotonic() - restarted:.1f} s after the restart"
-    )
+    scenario.note(f"run_checks {status.lower()} {took:.1f} s after the restart")
     scenario.expect("killed run_checks run", status, TaskResultStatus.SUCCESSFUL)
     scenario.expect("failures counted", occurrences.count(), failing)
     scenario.expect(
@@ -414,6 +394,25 @@ def detection_scenario(worker: Worker, timeout: float) -> Scenario:
     groups = FailureGroup.objects.filter(kind=Kind.DELIVERY_FAILURE)
     scenario.note(f"{groups.count()} delivery-failure exceptions")
     return scenario
+
+
+def restart_until_finished(worker: Worker, task, timeout: float, what: str) -> tuple[str, float]:
+    """Start the killed worker again and wait for the task to end; its status and how long."""
+    from django_tasks import TaskResultStatus
+
+    restarted = time.monotonic()
+    worker.start()
+    status = wait_until(
+        lambda: (
+            task.exclude(status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING])
+            .values_list("status", flat=True)
+            .first()
+        ),
+        timeout,
+        interval=0.5,
+        what=what,
+    )
+    return status, time.monotonic() - restarted
 
 
 def bulk_scenario(worker: Worker, sizes: Sizes, timeout: float) -> Scenario:
@@ -486,22 +485,11 @@ def bulk_scenario(worker: Worker, sizes: Sizes, timeout: float) -> Scenario:
     )
     if task.filter(status=TaskResultStatus.SUCCESSFUL).exists() or at_kill >= k:
         raise TooLate("the bulk change finished before the kill")
-    restarted = time.monotonic()
-    worker.start()
-    status = wait_until(
-        lambda: (
-            task.exclude(status__in=[TaskResultStatus.READY, TaskResultStatus.RUNNING])
-            .values_list("status", flat=True)
-            .first()
-        ),
-        timeout,
-        interval=0.5,
-        what="the bulk change to run again and finish",
+    status, took = restart_until_finished(
+        worker, task, timeout, "the bulk change to run again and finish"
     )
     outcome = task.values_list("return_value", flat=True).first()
-    scenario.note(
-        f"bulk task {status.lower()} {time.monotonic() - restarted:.1f} s after the restart: {outcome}"
-    )
+    scenario.note(f"bulk task {status.lower()} {took:.1f} s after the restart: {outcome}")
     scenario.expect("bulk task", status, TaskResultStatus.SUCCESSFUL)
     scenario.expect("exceptions resolved", resolved.count(), k)
     history = GroupHistory.objects.filter(group__source=source, kind=HistoryKind.STATUS)
