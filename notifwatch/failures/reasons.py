@@ -40,6 +40,17 @@ FIX_OWNERS: tuple[str, ...] = (
 )
 
 CATALOG_PATH = Path(__file__).with_name("reason_catalog.csv")
+# Bounced or failed, one rule for every adapter (README "Bounced or failed"). A message the
+# receiving side refused for good is `bounced` only when the refusal is about the customer's own
+# address, mailbox or handset: correcting the contact details is the fix. Anything we or the
+# provider must act on (sender authentication, blocklists and spam blocks, carrier filters,
+# content, account or sender configuration, throttling, an outage the provider gave up on) and a
+# refusal nobody can explain is `failed`. A provider that refused before trying (a drop, a
+# rejection) is `failed` too, or `suppressed` when a suppression list was the reason.
+RECIPIENT_SIDE_CATEGORIES = frozenset(
+    {"invalid_address", "mailbox_full", "landline_or_unreachable", "device_token_invalid"}
+)
+
 
 _PERMANENT: dict[str, bool | None] = {"yes": True, "no": False, "": None}
 
@@ -112,6 +123,17 @@ def _key(provider: str, code: str) -> str:
 
 
 _BY_CODE, _BY_KEY = load_catalog()
+
+
+def refusal_status(reason: Reason | None) -> str:
+    """`bounced` or `failed` for a message the receiving side refused for good.
+
+    Without any reason (the provider called it a bounce and gave no code or text) the provider's
+    word stands: bounced.
+    """
+    if reason is None or reason.category in RECIPIENT_SIDE_CATEGORIES:
+        return "bounced"
+    return "failed"
 
 
 def reason_by_key(key: str) -> Reason | None:
