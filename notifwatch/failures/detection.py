@@ -34,7 +34,7 @@ from notifwatch.failures.models import FailureGroup, Fingerprint, Kind, Occurren
 from notifwatch.failures.reasons import reason_by_key
 from notifwatch.failures.windows import Windows, default_window
 from notifwatch.ingest.models import Outcome, RawEvent, Source, SourceKind
-from notifwatch.lib.moments import duration_words, moment_words
+from notifwatch.lib.moments import duration_words
 
 LOOKBACK = timedelta(days=8)
 NOT_SETTLED = (FinalStatus.PENDING, FinalStatus.DEFERRED)
@@ -278,15 +278,11 @@ def detect_delivery_failures(since: datetime) -> set[int]:
         _, source_id, channel, purpose, category = group_rows[0][:5]
         reason_key = most_common(r[5] for r in group_rows)
         fix_owner = most_common((r[6] for r in group_rows), "unknown")
-        status = most_common(r[7] for r in group_rows)
+        statuses = sorted({r[7] for r in group_rows if r[7] in STATUS_VERBS})
         reason = reason_by_key(reason_key)
-        verb = STATUS_VERBS.get(status, "failed")
-        if reason:
-            because = clause(reason.sentence)
-        else:
-            because = category.replace("_", " ") if category else "no reason was given"
-        title = f"{what(purpose, channel)} {verb}: {because}"
         detail = {"reason": reason.sentence, "action": reason.action} if reason else {}
+        detail["statuses"] = statuses
+        title = failure_title(purpose, channel, statuses, reason_key, category)
         for row in group_rows:
             problems.append(
                 Problem(
@@ -305,7 +301,44 @@ def detect_delivery_failures(since: datetime) -> set[int]:
                     detail=detail,
                 )
             )
-    return record(problems, rule="delivery failures")
+    return record(problems, rule="delivery failures", retitle=retitle_failure)
+
+
+def failure_title(
+    purpose: str, channel: str, statuses: Iterable[str], reason_key: str, category: str
+) -> str:
+    """'Order confirmation emails bounced or were suppressed: the address does not exist'.
+
+    The verb names every final status the exception's rows have, so a title never says
+    "suppressed" over a list of bounces (one reason category can hold both: a bounce, and a
+    send the provider then suppressed because of it).
+    """
+    verbs = [STATUS_VERBS[s] for s in STATUS_VERBS if s in set(statuses)] or ["failed"]
+    verb = verbs[0] if len(verbs) == 1 else f"{', '.join(verbs[:-1])} or {verbs[-1]}"
+    reason = reason_by_key(reason_key)
+    if reason:
+        because = clause(reason.sentence)
+    else:
+        because = category.replace("_", " ") if category else "no reason was given"
+    return f"{what(purpose, channel)} {verb}: {because}"
+
+
+def retitle_failure(group: FailureGroup, problem: Problem) -> tuple[str, dict]:
+    """Add the statuses of the new rows to those the exception already names."""
+    known = group.detail.get("statuses")
+    if known is None:  # written before exceptions kept their statuses: read them once
+        known = (
+            Notification.objects.filter(
+                pk__in=Occurrence.objects.filter(group=group).values("notification_id")
+            )
+            .values_list("final_status", flat=True)
+            .distinct()
+        )
+    statuses = sorted({*known, *problem.detail.get("statuses", [])} & set(STATUS_VERBS))
+    title = failure_title(
+        group.purpose, group.channel, statuses, group.reason_key, group.reason_category
+    )
+    return title, {**group.detail, "statuses": statuses}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -732,7 +765,7 @@ def break_problems(raw: RawRow, now: datetime) -> list[Problem]:
             Problem(
                 kind=Kind.MAPPING_BREAK,
                 fingerprint=f"mapping_break|{raw.source.pk}|{name}|{pattern}"[:500],
-                title=break_title(name, pattern, raw.received_at, 1, 1, slug, now),
+                title=break_title(name, pattern, 1, 1, slug),
                 occurred_at=raw.received_at,
                 raw_event_id=raw.pk,
                 source_id=raw.source.pk,
@@ -759,25 +792,18 @@ def retitle_break(
     )
     detail = {**group.detail, "first_seen": group.first_seen.isoformat()}
     title = break_title(
-        detail["field"],
-        detail["pattern"],
-        group.first_seen,
-        group.occurrences,
-        total,
-        detail.get("source", ""),
-        now,
+        detail["field"], detail["pattern"], group.occurrences, total, detail.get("source", "")
     )
     return title, detail
 
 
-def break_title(
-    name: str, pattern: str, first: datetime, count: int, total: int, slug: str, now: datetime
-) -> str:
+def break_title(name: str, pattern: str, count: int, total: int, slug: str) -> str:
     # "… is not an ISO 8601 timestamp": the value placeholder reads badly right after the name.
     pattern = pattern.removeprefix("… ")
     what_broke = f"`{name}` {pattern}" if name else f"Unreadable events ({pattern})"
-    since = moment_words(first, now, in_title=True)
-    return f"{what_broke} since {since} in {count} of {total} events from {slug}"
+    # No clock time in a title (written in the server's zone, read in the reader's): "since"
+    # is the exception's first seen, which every page shows in the reader's zone.
+    return f"{what_broke} in {count} of the {total} events from {slug} since it began"
 
 
 def mapping_url(source: Source) -> str:
@@ -805,7 +831,7 @@ def rejected_problems(raw: RawRow, now: datetime) -> list[Problem]:
         Problem(
             kind=Kind.REJECTED_WEBHOOKS,
             fingerprint=f"rejected_webhooks|{raw.source.pk}|{normalise_message(reason)}"[:500],
-            title=rejected_title(raw.source, 1, raw.received_at, reason, now),
+            title=rejected_title(raw.source, 1, reason),
             occurred_at=raw.received_at,
             raw_event_id=raw.pk,
             source_id=raw.source.pk,
@@ -824,14 +850,13 @@ def retitle_rejected(
     group: FailureGroup, problem: Problem, source: Source, now: datetime
 ) -> tuple[str, dict]:
     reason = problem.detail["last_reason"]
-    title = rejected_title(source, group.occurrences, group.first_seen, reason, now)
+    title = rejected_title(source, group.occurrences, reason)
     return title, {**problem.detail, "first_seen": group.first_seen.isoformat()}
 
 
-def rejected_title(source: Source, count: int, first: datetime, reason: str, now) -> str:
+def rejected_title(source: Source, count: int, reason: str) -> str:
     calls = "call" if count == 1 else "calls"
-    since = moment_words(first, now, in_title=True)
-    return f"{source}: {count} rejected {calls} since {since}, last reason: {reason}"
+    return f"{source}: {count} rejected {calls}, last reason: {reason}"
 
 
 REJECTED_WEBHOOKS = RawEventRule(
@@ -1082,9 +1107,14 @@ def provider_names(source: Source) -> set[str]:
 def silence_problems(
     source: Source, purpose: str | None, verdict: Verdict, top: datetime, now: datetime
 ) -> list[Problem]:
+    """One occurrence per silent hour. Titles carry no clock time: a title is written once, in
+    the server's zone, and read later by people in theirs; the exception's first seen (the
+    first silent hour, shown in the reader's zone) says since when."""
     span = len(verdict.hours)
     hours_text = f"{span} hour{'s' if span != 1 else ''}"
     expected = round(verdict.expected)
+    schedule = settings.NOTIFWATCH_SILENCE_SCHEDULES.get(source.slug)
+    sent = without_outcome = None
     if purpose is not None:
         last = DeliveryEvent.objects.filter(
             source_id=source.pk,
@@ -1094,41 +1124,25 @@ def silence_problems(
         ).aggregate(last=Max("raw_event__received_at"))["last"]
         label = purpose_label(purpose).lower()
         if verdict.observed == 0 and last:
-            title = (
-                f"{source}: no {label} sends since {moment_words(last, now, in_title=True)} "
-                f"(usually about {expected} in {hours_text})"
-            )
+            title = f"{source}: no {label} sends (usually about {expected} in {hours_text})"
         else:
             title = (
                 f"{source}: only {verdict.observed} {label} events in the last {hours_text}, "
                 f"about {expected} expected"
             )
-        mode, owner, sent = "purpose_stopped", "our_setup", None
+        mode, owner = "purpose_stopped", "our_setup"
     else:
         last = last_activity([source.pk]).get(source.pk)
         since = last or verdict.hours[0]
-        sent = None
         if source.kind not in (SourceKind.JSON, SourceKind.CSV):
-            # The provider's messages keep being logged by the sender, but no outcome comes.
-            sent = (
-                DeliveryEvent.objects.filter(
-                    occurred_at__gte=max(since, top - LOOKBACK),
-                    occurred_at__lt=now,
-                    provider__in=provider_names(source),
-                    event_type__in=("queued", "sent", "delivered"),
-                )
-                .exclude(source_id=source.pk)
-                .values("notification_id")
-                .distinct()
-                .count()
-            )
+            sent, without_outcome = sends_through(source, max(since, top - LOOKBACK), now)
         noun = CHANNEL_NOUNS[PROVIDER_CHANNEL.get(source.kind, "email")]
         if sent:
             mode, owner = "provider_stopped_reporting", "provider"
             if verdict.observed == 0 and last:
                 title = (
-                    f"{source}: no delivery reports since {moment_words(last, now, in_title=True)} "
-                    f"while {sent} {noun} were sent through it"
+                    f"{source} stopped reporting: {without_outcome} of {sent} {noun} sent "
+                    "through it since its last report have no outcome"
                 )
             else:
                 title = (
@@ -1141,14 +1155,22 @@ def silence_problems(
             if verdict.observed == 0 and last:
                 either = ", and nothing was sent through it either" if sent == 0 else ""
                 title = (
-                    f"{source}: nothing received since {moment_words(last, now, in_title=True)} "
-                    f"(usually about {expected} events in {hours_text}){either}"
+                    f"{source}: nothing received (usually about {expected} events in "
+                    f"{hours_text}){either}"
                 )
             else:
                 title = (
                     f"{source}: only {verdict.observed} events in the last {hours_text}, "
                     f"about {expected} expected"
                 )
+    silent_hours = verdict.silent_hours
+    if verdict.observed == 0 and last:
+        # Silent since the last report, not only over the hours judged: the exception's first
+        # seen then says when the silence began, as the page's "last heard from" does.
+        stretch = hours_between(
+            max(hour_of(last) + timedelta(hours=1), top - LOOKBACK), top
+        )
+        silent_hours = [h for h in stretch if in_schedule(h, schedule)] or silent_hours
     detail = {
         "mode": mode,
         "source": source.slug,
@@ -1157,6 +1179,7 @@ def silence_problems(
         "expected": round(verdict.expected, 1),
         "hours": span,
         "sent_meanwhile": sent,
+        "without_outcome": without_outcome,
     }
     value = f"silence|{source.pk}" + (f"|{purpose}" if purpose is not None else "")
     prefix = f"{source.slug}:{purpose}:" if purpose is not None else f"{source.slug}:"
@@ -1172,5 +1195,27 @@ def silence_problems(
             fix_owner=owner,
             detail=detail,
         )
-        for hour in verdict.silent_hours
+        for hour in silent_hours
     ]
+
+
+def sends_through(source: Source, since: datetime, now: datetime) -> tuple[int, int]:
+    """Notifications a sender logged as sent through this provider since `since`, and how many
+    of them have no outcome yet: the provider's messages keep being logged, no report comes."""
+    sent_ids = (
+        DeliveryEvent.objects.filter(
+            occurred_at__gte=since,
+            occurred_at__lt=now,
+            provider__in=provider_names(source),
+            event_type__in=("queued", "sent", "delivered"),
+        )
+        .exclude(source_id=source.pk)
+        .values("notification_id")
+    )
+    sent = sent_ids.distinct().count()
+    if not sent:
+        return sent, 0
+    without_outcome = Notification.objects.filter(
+        pk__in=sent_ids, final_status__in=NOT_SETTLED
+    ).count()
+    return sent, without_outcome

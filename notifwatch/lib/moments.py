@@ -15,21 +15,20 @@ def parse_moment(value) -> datetime | None:
         return None
 
 
-def moment_words(moment: datetime, now: datetime, *, in_title: bool = False) -> str:
+def moment_words(moment: datetime, now: datetime) -> str:
     """'today 14:00', 'Tue 14:00' within the week, '14 Mar 10:02' this year, '14 Mar 2024'
     before that.
 
-    `in_title`: the shorter words exception titles are written with ('14:00' today, the weekday
-    for a day within a week either side, '14 Mar 10:02' for any other), so titles written
-    before read the same as new ones.
+    In the active time zone, so only for text made while a reader is known: stored text (an
+    exception's title) never holds a clock time.
     """
     local, today = timezone.localtime(moment), timezone.localtime(now).date()
     days = (today - local.date()).days
     if days == 0:
-        return f"{local:%H:%M}" if in_title else f"today {local:%H:%M}"
-    if days < 7 and (days > 0 or in_title):
+        return f"today {local:%H:%M}"
+    if 0 < days < 7:
         return f"{local:%a %H:%M}"
-    if in_title or local.year == today.year:
+    if local.year == today.year:
         return f"{local.day} {local:%b %H:%M}"
     return f"{local.day} {local:%b %Y}"
 

@@ -130,7 +130,7 @@ def test_it_explains_a_mapping_break_and_links_the_mapping(client, viewer, mappi
     content = page(client, mapping_break)
 
     assert "Events from Inhouse could not be read: ts missing (maps to occurred_at)." in content
-    assert "in 3 of 3 events from inhouse</h1>" in content
+    assert "in 3 of the 3 events from inhouse since it began</h1>" in content
     assert "Fix the source's field mapping (or the sender), then reprocess" in content
     assert "Field</dt><dd>ts</dd>" in content
     assert f'<a href="{reverse("source_detail", args=["inhouse"])}#mapping">' in content

@@ -232,3 +232,46 @@ def test_an_exception_no_rule_matches_stays_unowned_and_new(json_source):
 
     group = FailureGroup.objects.get()
     assert (group.team, group.status) == (None, Status.NEW)
+
+
+def suppressed_after_bounce(key: str, customer: str, at):
+    """A send the provider did not try: the address was on its list after an earlier bounce."""
+    return [
+        event(key, "sent", at, customer_id=customer),
+        event(
+            key,
+            "suppressed",
+            at + timedelta(seconds=5),
+            customer_id=customer,
+            error_code="5.1.1",
+            error_message="Bounced Address",
+        ),
+    ]
+
+
+def test_a_title_names_every_status_its_rows_have(json_source):
+    at = timezone.now() - timedelta(hours=1)
+    import_events(json_source, suppressed_after_bounce("k-s1", "C-1", at), name="a.jsonl")
+    detect_delivery_failures(since())
+    group = FailureGroup.objects.get()
+    assert group.title.startswith("Order confirmation emails were suppressed: ")
+
+    # Bounces of the same reason join it later: the title must not call them suppressed.
+    import_events(json_source, bounces(2, start=10), name="b.jsonl")
+    detect_delivery_failures(since())
+
+    group = FailureGroup.objects.get()
+    assert group.occurrences == 3
+    assert group.title.startswith("Order confirmation emails bounced or were suppressed: ")
+    assert group.detail["statuses"] == ["bounced", "suppressed"]
+
+
+def test_a_title_names_both_statuses_when_they_arrive_together(json_source):
+    at = timezone.now() - timedelta(hours=1)
+    import_events(json_source, suppressed_after_bounce("k-s1", "C-1", at) + bounces(1))
+
+    detect_delivery_failures(since())
+
+    assert FailureGroup.objects.get().title.startswith(
+        "Order confirmation emails bounced or were suppressed: "
+    )

@@ -42,16 +42,16 @@ def test_a_sender_that_stopped_is_silent(json_source):
     group = FailureGroup.objects.get()
     assert group.kind == Kind.SILENCE
     assert group.title == (
-        "Billing sender: nothing received since 08:54 (usually about 30 events in 3 hours)"
+        "Billing sender: nothing received (usually about 30 events in 3 hours)"
     )
     assert group.detail["mode"] == "stopped_sending"
     assert group.fix_owner == "our_setup"
+    # Every hour since the last arrival (08:54) is silent, not only the three judged: the
+    # exception's first seen is when the silence began.
     subjects = sorted(Occurrence.objects.values_list("subject", flat=True))
-    assert subjects == [
-        "billing:2025-03-14T11:00:00+00:00",
-        "billing:2025-03-14T12:00:00+00:00",
-        "billing:2025-03-14T13:00:00+00:00",
-    ]
+    assert subjects == [f"billing:2025-03-14T{h:02}:00:00+00:00" for h in range(9, 14)]
+    assert group.first_seen == TOP.replace(hour=9)
+    assert group.detail["last_seen"].startswith("2025-03-14T08:54")
 
 
 def test_a_provider_that_stopped_reporting_while_sends_go_on(postmark, json_source):
@@ -70,11 +70,41 @@ def test_a_provider_that_stopped_reporting_while_sends_go_on(postmark, json_sour
 
     group = FailureGroup.objects.get(source=postmark)
     assert group.title == (
-        "Postmark: no delivery reports since 08:54 while 12 emails were sent through it"
+        "Postmark stopped reporting: 12 of 12 emails sent through it since its last report "
+        "have no outcome"
     )
     assert group.detail["mode"] == "provider_stopped_reporting"
     assert group.detail["sent_meanwhile"] == 12
+    assert group.detail["without_outcome"] == 12
     assert group.fix_owner == "provider"
+
+
+def test_a_provider_that_stopped_reporting_counts_the_sends_left_without_an_outcome(
+    postmark, json_source
+):
+    arrivals(postmark, hours(TOP - timedelta(days=6), TOP - timedelta(hours=5)), per_hour=10)
+    at = TOP - timedelta(hours=2)
+    sends = [
+        event(f"k-{n}", "sent", at + timedelta(minutes=n), provider="postmark", customer_id=f"C-{n}")
+        for n in range(12)
+    ]
+    # The sender itself heard back about three of them (its own API call failed).
+    outcomes = [
+        event(f"k-{n}", "failed", at + timedelta(minutes=n, seconds=30), provider="postmark",
+              customer_id=f"C-{n}", error_code="503")
+        for n in range(3)
+    ]
+    import_events(json_source, sends + outcomes)
+    arrive_as_logged(json_source)
+
+    detect_silence(NOW)
+
+    group = FailureGroup.objects.get(source=postmark)
+    assert group.title == (
+        "Postmark stopped reporting: 9 of 12 emails sent through it since its last report "
+        "have no outcome"
+    )
+    assert group.detail["without_outcome"] == 9
 
 
 def test_a_provider_nothing_was_sent_through_is_told_apart(postmark):
@@ -124,7 +154,8 @@ def test_a_quiet_source_is_judged_over_its_silent_stretch(json_source):
     group = FailureGroup.objects.get()
     # Last heard of on Thursday at 14:00: judged over the 23 hours since.
     assert group.detail["hours"] == 23
-    assert group.title.startswith("Billing sender: nothing received since Thu 14:00")
+    assert group.title.startswith("Billing sender: nothing received (usually about")
+    assert group.first_seen == TOP - timedelta(hours=23)
 
 
 def test_each_silent_hour_is_counted_once_and_the_title_moves_on(json_source):
@@ -135,7 +166,8 @@ def test_each_silent_hour_is_counted_once_and_the_title_moves_on(json_source):
     detect_silence(NOW + timedelta(hours=1))
 
     group = FailureGroup.objects.get()
-    assert group.occurrences == 4
+    # 09:00 to 13:00 on the first pass, 14:00 on the next.
+    assert group.occurrences == 6
     assert group.detail["hours"] == 3
 
 
@@ -172,8 +204,9 @@ def test_a_purpose_that_stopped_within_a_busy_source(json_source):
     group = FailureGroup.objects.get()
     assert group.purpose == "password_reset"
     assert group.title == (
-        "Billing sender: no password reset sends since 09:50 (usually about 18 in 3 hours)"
+        "Billing sender: no password reset sends (usually about 18 in 3 hours)"
     )
+    assert group.first_seen == TOP.replace(hour=10)
     assert group.detail["mode"] == "purpose_stopped"
 
 

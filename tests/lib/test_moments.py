@@ -21,18 +21,6 @@ def test_it_words_a_later_day_by_its_date():
         assert moment_words(datetime(2025, 3, 15, 9, 0, tzinfo=UTC), NOW) == "15 Mar 09:00"
 
 
-def test_it_words_moments_in_titles_as_titles_always_were():
-    # Exception titles are stored: new ones must read like the ones written before.
-    with timezone.override("Europe/Paris"):
-        words = [
-            moment_words(datetime(*day, tzinfo=UTC), NOW, in_title=True)
-            for day in ((2025, 3, 14, 9, 5), (2025, 3, 11, 13), (2025, 2, 2, 13), (2024, 2, 2, 13))
-        ]
-        later = moment_words(datetime(2025, 3, 15, 9, 0, tzinfo=UTC), NOW, in_title=True)
-    assert words == ["10:05", "Tue 14:00", "2 Feb 14:00", "2 Feb 14:00"]
-    assert later == "Sat 10:00"
-
-
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
