@@ -160,7 +160,9 @@ def wake_snoozed(now: datetime) -> int:
         wake(
             group,
             rule="snooze expired",
-            why=f"snoozed until {timezone.localtime(group.snoozed_until):%Y-%m-%d %H:%M}",
+            # No clock time in stored words: the entry's own time, shown in the reader's zone,
+            # says when.
+            why="the date it was snoozed until has come",
         )
         woken += 1
     return woken
