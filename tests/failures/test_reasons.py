@@ -130,7 +130,7 @@ def test_it_classifies_sample_failures(provider, code, message, category, perman
             "SENDER_ID_MISMATCH",
             None,
             "fcm:SENDER_ID_MISMATCH",
-            "device_token_invalid",
+            "auth_or_config_error",
             "our_setup",
         ),
         (
@@ -371,3 +371,157 @@ def test_it_imports_without_django_configured():
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "landline_or_unreachable"
+
+
+# Text messages and push: what each documented code means, and so whether a refusal with it is
+# the customer's side (bounced) or ours, the carrier's or the provider's (failed).
+@pytest.mark.parametrize(
+    ("provider", "code", "category", "fix_owner", "refused_as"),
+    [
+        ("twilio", "30003", "landline_or_unreachable", "recipient_data", "bounced"),
+        ("twilio", "30005", "invalid_address", "recipient_data", "bounced"),
+        ("twilio", "30006", "landline_or_unreachable", "recipient_data", "bounced"),
+        ("twilio", "21211", "invalid_address", "recipient_data", "bounced"),
+        ("twilio", "21614", "landline_or_unreachable", "recipient_data", "bounced"),
+        ("twilio", "21635", "landline_or_unreachable", "recipient_data", "bounced"),
+        ("twilio", "63003", "invalid_address", "recipient_data", "bounced"),
+        ("twilio", "63024", "invalid_address", "recipient_data", "bounced"),
+        ("twilio", "30004", "carrier_filtered", "unknown", "failed"),
+        ("twilio", "30007", "carrier_filtered", "our_setup", "failed"),
+        ("twilio", "30008", "unknown", "unknown", "failed"),
+        ("twilio", "30019", "content_rejected", "our_setup", "failed"),
+        ("twilio", "30034", "auth_or_config_error", "our_setup", "failed"),
+        ("twilio", "30035", "auth_or_config_error", "our_setup", "failed"),
+        ("twilio", "30036", "rate_limited", "our_setup", "failed"),
+        ("twilio", "30450", "carrier_filtered", "provider", "failed"),
+        ("twilio", "30500", "provider_outage_transient", "provider", "failed"),
+        ("twilio", "21612", "auth_or_config_error", "our_setup", "failed"),
+        ("twilio", "21660", "auth_or_config_error", "our_setup", "failed"),
+        ("twilio", "21703", "auth_or_config_error", "our_setup", "failed"),
+        ("twilio", "63016", "content_rejected", "our_setup", "failed"),
+        ("twilio", "63018", "rate_limited", "our_setup", "failed"),
+        ("twilio", "63021", "content_rejected", "our_setup", "failed"),
+        ("twilio", "63032", "carrier_filtered", "provider", "failed"),
+        # Opt-outs: recorded as suppressed, whatever the refusal was called.
+        ("twilio", "21610", "unsubscribed_suppressed", "recipient_choice", "failed"),
+        ("twilio", "63014", "unsubscribed_suppressed", "recipient_choice", "failed"),
+        ("fcm", "UNREGISTERED", "device_token_invalid", "recipient_data", "bounced"),
+        ("fcm", "NOT_FOUND", "device_token_invalid", "recipient_data", "bounced"),
+        # The same code for a bad registration and for a badly built message: unknown.
+        ("fcm", "INVALID_ARGUMENT", "unknown", "unknown", "failed"),
+        ("fcm", "SENDER_ID_MISMATCH", "auth_or_config_error", "our_setup", "failed"),
+        ("fcm", "MismatchSenderId", "auth_or_config_error", "our_setup", "failed"),
+        ("apns", "BadDeviceToken", "device_token_invalid", "recipient_data", "bounced"),
+        ("apns", "Unregistered", "device_token_invalid", "recipient_data", "bounced"),
+        ("apns", "ExpiredToken", "device_token_invalid", "recipient_data", "bounced"),
+        ("apns", "DeviceTokenNotForTopic", "auth_or_config_error", "our_setup", "failed"),
+    ],
+)
+def test_it_explains_text_and_push_codes_by_their_documented_meaning(
+    provider, code, category, fix_owner, refused_as
+):
+    from notifwatch.failures.reasons import refusal_status
+
+    reason = classify_reason(provider, code)
+
+    assert (reason.category, reason.fix_owner, reason.known) == (category, fix_owner, True)
+    assert refusal_status(reason) == refused_as
+
+
+def test_it_calls_an_undocumented_text_message_code_unknown():
+    reason = classify_reason("twilio", "39999", "Some new carrier error")
+
+    assert (reason.category, reason.known) == ("unknown", False)
+
+
+# A raw code is shown beside the reason anyway; the words must not repeat or depend on it.
+RAW_CODE = re.compile(
+    r"\d"  # "550", "5.7.26", "TypeCode 512"
+    r"|\b[A-Za-z]*[a-z][A-Z][A-Za-z]*\b"  # "TypeCode", "HardBounce", "OnAccountSuppressionList"
+    r"|\w_\w"  # "device_token", "QUOTA_EXCEEDED"
+)
+
+
+@pytest.mark.parametrize("field", ["sentence", "action"])
+def test_every_sentence_and_action_is_free_of_raw_codes(field):
+    for row in _catalog_rows():
+        text = row[field]
+        assert not RAW_CODE.search(text), f"raw code in {field} of {row['code']}: {text}"
+        # The row's own codes, unless they are plain words ("bounce", "abuse").
+        for code in row["code"].split("|"):
+            if re.search(r"[\d_/-]|[a-z][A-Z]", code):
+                assert code.strip().casefold() not in text.casefold(), (row["code"], text)
+
+
+def test_the_raw_code_check_catches_the_codes_it_is_for():
+    for text in ["Fix 5.7.26.", "TypeCode 512 said so.", "A HardBounce.", "QUOTA_EXCEEDED."]:
+        assert RAW_CODE.search(text), text
+    assert not RAW_CODE.search("Ask the customer to free up mailbox space, then resend.")
+
+
+# Email: what each provider's documented code means, and so whether a refusal with it is the
+# customer's side (bounced) or ours, the receiving side's policy or the provider's (failed).
+@pytest.mark.parametrize(
+    ("provider", "code", "message", "category", "refused_as"),
+    [
+        ("smtp", "5.1.1", None, "invalid_address", "bounced"),
+        ("smtp", "5.2.1", None, "invalid_address", "bounced"),
+        ("smtp", "5.2.2", None, "mailbox_full", "bounced"),
+        ("smtp", "5.7.1", None, "blocked_spam", "failed"),
+        ("smtp", "5.7.26", None, "auth_or_config_error", "failed"),
+        ("smtp", "5.4.7", None, "provider_outage_transient", "failed"),
+        ("smtp", "5.0.0", None, "unknown", "failed"),
+        ("sendgrid", "bounce", None, "invalid_address", "bounced"),
+        ("sendgrid", "blocked", None, "blocked_spam", "failed"),
+        ("sendgrid", "Mailbox Unavailable", None, "invalid_address", "bounced"),
+        ("sendgrid", "Reputation", None, "blocked_spam", "failed"),
+        ("sendgrid", "Technical Failure", None, "auth_or_config_error", "failed"),
+        ("sendgrid", "Unclassified", None, "unknown", "failed"),
+        ("postmark", 1, None, "invalid_address", "bounced"),
+        ("postmark", 4096, None, "mailbox_full", "bounced"),
+        ("postmark", 256, None, "provider_outage_transient", "failed"),
+        ("postmark", 512, None, "blocked_spam", "failed"),
+        ("postmark", 2048, "Undeliverable", "unknown", "failed"),
+        ("postmark", 2048, "smtp;550 5.1.1 No such user", "invalid_address", "bounced"),
+        ("postmark", 100006, None, "blocked_spam", "failed"),
+        ("postmark", 100009, None, "auth_or_config_error", "failed"),
+        ("mailgun", 498, "No MX for [exmaple.com]", "invalid_address", "bounced"),
+        ("mailgun", 550, "5.7.1 Message rejected as spam", "blocked_spam", "failed"),
+        ("mailgun", "old", None, "provider_outage_transient", "failed"),
+        ("mailgun", "generic", None, "unknown", "failed"),
+        ("ses", "Permanent/General", None, "invalid_address", "bounced"),
+        ("ses", "Permanent/NoEmail", None, "invalid_address", "bounced"),
+        ("ses", "Transient/MailboxFull", None, "mailbox_full", "bounced"),
+        ("ses", "Transient/ContentRejected", None, "content_rejected", "failed"),
+        ("ses", "Transient/General", None, "unknown", "failed"),
+        ("ses", "Undetermined/Undetermined", None, "unknown", "failed"),
+    ],
+)
+def test_it_explains_email_codes_by_their_documented_meaning(
+    provider, code, message, category, refused_as
+):
+    from notifwatch.failures.reasons import refusal_status
+
+    reason = classify_reason(provider, code, message)
+
+    assert reason.category == category
+    assert refusal_status(reason) == refused_as
+
+
+@pytest.mark.parametrize(
+    ("code", "category", "fix_owner"),
+    [
+        ("MailboxFull", "mailbox_full", "recipient_data"),
+        ("SpamDetected", "blocked_spam", "our_setup"),
+        ("IPFailure", "rate_limited", "provider"),
+        ("General", "provider_outage_transient", "provider"),
+        ("Undetermined", "unknown", "unknown"),
+        ("BYOIPHostNameLookupUnavailable", "auth_or_config_error", "our_setup"),
+        ("SendingDeferral", "provider_outage_transient", "provider"),
+        ("Complaint/OnAccountSuppressionList", "unsubscribed_suppressed", "recipient_choice"),
+    ],
+)
+def test_it_explains_every_ses_delay_type_and_the_suppressed_complaint(code, category, fix_owner):
+    reason = classify_reason("ses", code)
+
+    assert (reason.key, reason.category, reason.fix_owner) == (f"ses:{code}", category, fix_owner)

@@ -234,16 +234,49 @@ FIXTURE_EVENTS = {
         ("sent", ""),
         ("failed", "30007"),
     ],
+    "31_sms_undelivered_30008_unknown_error.txt": [
+        ("queued", ""),
+        ("sent", ""),
+        ("failed", "30008"),
+    ],
+    "32_sms_undelivered_without_error_code.txt": [("sent", ""), ("failed", "")],
+    "33_sms_undelivered_30019_content_too_large.txt": [
+        ("queued", ""),
+        ("sent", ""),
+        ("failed", "30019"),
+    ],
+    "34_sms_failed_30036_validity_period_expired.txt": [("queued", ""), ("failed", "30036")],
+    "35_sms_undelivered_30035_registration_pending.txt": [
+        ("queued", ""),
+        ("sent", ""),
+        ("failed", "30035"),
+    ],
+    "36_sms_failed_30450_fraud_protection_hold.txt": [("queued", ""), ("failed", "30450")],
+    "37_sms_failed_30500_provider_internal_error.txt": [("queued", ""), ("failed", "30500")],
+    "38_sms_failed_21612_cannot_connect.txt": [("queued", ""), ("failed", "21612")],
+    "39_sms_failed_21660_sender_not_in_account.txt": [("queued", ""), ("failed", "21660")],
+    "40_sms_failed_21703_no_sender_in_service.txt": [("queued", ""), ("failed", "21703")],
+    "41_whatsapp_failed_63003_not_on_whatsapp.txt": [("queued", ""), ("failed", "63003")],
+    # Recorded as suppressed: the opt-out reason decides, as for an SMS STOP.
+    "42_whatsapp_failed_63014_blocked_by_customer.txt": [("queued", ""), ("failed", "63014")],
+    "43_whatsapp_failed_63016_outside_window.txt": [("queued", ""), ("failed", "63016")],
+    "44_whatsapp_failed_63018_sender_limit.txt": [("queued", ""), ("failed", "63018")],
+    "45_whatsapp_failed_63021_content_refused.txt": [("queued", ""), ("failed", "63021")],
+    "46_whatsapp_undelivered_63024_cannot_receive.txt": [("queued", ""), ("bounced", "63024")],
+    "47_whatsapp_failed_63032_marketing_experiment.txt": [("queued", ""), ("failed", "63032")],
+}
+# Posted to the status URL but not about a message we sent.
+NOT_DELIVERY_FILES = {
+    "90_not_delivery_callbacks.txt",
+    "91_unknown_message_status.txt",
+    "92_inbound_missing_segment_30009.txt",
 }
 
 
 def test_every_fixture_file_is_covered():
     files = {p.name for p in TWILIO.glob("*.txt")}
     assert files == set(EXPECTED)
-    assert (
-        set(FIXTURE_EVENTS) | {"90_not_delivery_callbacks.txt", "91_unknown_message_status.txt"}
-        == files
-    )
+    assert set(FIXTURE_EVENTS) | NOT_DELIVERY_FILES == files
 
 
 @pytest.mark.parametrize("name", sorted(FIXTURE_EVENTS))
@@ -336,13 +369,22 @@ def test_dlr_date_format(value, expected):
         ("delivered", "", "delivered"),
         ("read", "", "delivered"),
         ("partially_delivered", "", "delivered"),
+        # undelivered: bounced only when the reason is the customer's number or handset.
         ("undelivered", "30003", "bounced"),
         ("undelivered", "30005", "bounced"),
-        ("undelivered", "30008", "bounced"),  # unknown cause: the recipient side
-        ("undelivered", "", "bounced"),
+        ("undelivered", "30006", "bounced"),
+        ("undelivered", "30008", "failed"),  # the carrier gave no reason: not the customer's side
+        ("undelivered", "", "failed"),  # no code at all: just as unexplained
         ("undelivered", "30007", "failed"),  # carrier spam filter: ours to fix
         ("undelivered", "30034", "failed"),  # our sender is unregistered
+        ("undelivered", "30022", "failed"),  # throttled
+        ("undelivered", "30017", "failed"),  # the carrier was congested
+        ("undelivered", "39999", "failed"),  # a code the catalog does not know
+        ("undelivered", "21610", "failed"),  # recorded as suppressed: the opt-out reason decides
+        # failed/canceled: Twilio never handed it to a carrier, whatever the code says.
         ("failed", "21211", "failed"),
+        ("failed", "30001", "failed"),
+        ("failed", "63003", "failed"),
         ("failed", "21610", "failed"),  # recorded as suppressed: the opt-out reason decides
         ("canceled", "", "failed"),
         ("DELIVERED", "", "delivered"),
@@ -469,6 +511,9 @@ def test_late_sent_after_delivered_without_carrier_receipt(source):
         ("12_sms_duplicate_delivered_callback.txt", "delivered"),
         ("20_whatsapp_delivered_then_read.txt", "delivered"),
         ("30_sms_undelivered_30007_carrier_filtered.txt", "failed"),
+        ("31_sms_undelivered_30008_unknown_error.txt", "failed"),
+        ("32_sms_undelivered_without_error_code.txt", "failed"),
+        ("46_whatsapp_undelivered_63024_cannot_receive.txt", "bounced"),
     ],
 )
 def test_fixture_files_settle(source, name, final_status):

@@ -14,11 +14,15 @@ Interpretation:
   that provider message id (the send record that created it carries the customer), so the
   notification key is left empty;
 - statuses: queued/accepted/scheduled -> queued, sending/sent -> sent, delivered/read/
-  partially_delivered -> delivered, undelivered -> bounced (-> failed when the error code's
-  reason is ours or the provider's to fix: a carrier filter or our unregistered sender is not
-  the recipient's side), failed/canceled -> failed. An opt-out code (21610) becomes
-  "suppressed" when it is recorded. Inbound messages and voice call callbacks are ignored;
-  an unknown status is quarantined so that it shows up instead of vanishing;
+  partially_delivered -> delivered. `undelivered` (the carrier's receipt says it did not arrive)
+  follows the one rule for refusals (README "Bounced or failed"): bounced when the error code's
+  reason is the customer's number or handset (unreachable, unknown number, landline), failed
+  for everything else (a carrier filter, our unregistered sender, an unknown error, no code at
+  all). `failed` and `canceled` mean Twilio never handed the message to a carrier (queue
+  overflow, account or sender setup, a request it refused): failed, whatever the code. An
+  opt-out code (21610, or a WhatsApp block) becomes "suppressed" when it is recorded, from
+  either status. Inbound messages and voice call callbacks are ignored; an unknown status is
+  quarantined so that it shows up instead of vanishing;
 - channel: "sms" for phone numbers; addresses with a channel prefix ("whatsapp:+1...",
   "messenger:...", "rcs:...") are channel "other", with the prefix stripped from the recipient
   (kept in the raw form) so a phone number finds the customer's notifications on every channel;
@@ -44,7 +48,7 @@ from twilio.request_validator import (
     get_signature_algorithm,
 )
 
-from notifwatch.failures.reasons import classify_reason
+from notifwatch.failures.reasons import classify_reason, refusal_status
 from notifwatch.ingest.models import RawEvent, Source
 from notifwatch.ingest.providers.base import (
     Parsed,
@@ -68,14 +72,12 @@ STATUS_MAP = {
     "delivered": "delivered",
     "read": "delivered",  # WhatsApp / RCS read receipt: delivered, and then some
     "partially_delivered": "delivered",
-    "undelivered": "bounced",
+    "undelivered": "bounced",  # or failed: decided from the error code by refused_event_type
     "failed": "failed",
     "canceled": "failed",
 }
 # Statuses of messages TO us (someone pointed the incoming-message webhook here).
 INBOUND_STATUSES = {"receiving", "received"}
-# Whose fault an "undelivered" is decides bounced (recipient side) or failed (ours, provider's).
-NOT_RECIPIENT_SIDE = {"our_setup", "provider"}
 
 CHANNEL_PREFIX = re.compile(r"^([a-z][a-z0-9_-]*):(.+)$", re.IGNORECASE)
 DLR_DATE = re.compile(r"^\d{10}(\d{2})?$")
@@ -168,9 +170,9 @@ class TwilioAdapter:
         error_code = field(form, "ErrorCode")
         if error_code in ("0", "None"):
             error_code = ""
-        if status == "undelivered" and not_recipient_side(error_code):
-            event_type = "failed"
         error_message = field(form, "ErrorMessage", "ChannelStatusMessage")
+        if status == "undelivered":
+            event_type = refused_event_type(error_code, error_message)
         if status == "canceled" and not error_message:
             error_message = "The message was canceled before it was sent."
         channel, recipient = channel_and_recipient(field(form, "To"), field(form, "ChannelPrefix"))
@@ -224,9 +226,16 @@ def field(form: dict, *names: str) -> str:
     return ""
 
 
-def not_recipient_side(error_code: str) -> bool:
-    reason = classify_reason("twilio", error_code) if error_code else None
-    return reason is not None and reason.fix_owner in NOT_RECIPIENT_SIDE
+def refused_event_type(error_code: str, error_message: str) -> str:
+    """Bounced or failed for an `undelivered` message, from what its error code means.
+
+    Explained the way recording explains it (code, then message), so the status and the reason
+    shown beside it agree. Unlike an email provider's bounce, Twilio's `undelivered` names no
+    side: without a code or text the refusal is unexplained, and an unexplained refusal is ours
+    or the provider's to look into (failed), not the customer's.
+    """
+    reason = classify_reason("twilio", error_code, error_message)
+    return refusal_status(reason) if reason is not None else "failed"
 
 
 def channel_and_recipient(to: str, channel_prefix: str | None) -> tuple[str, str]:
