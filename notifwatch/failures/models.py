@@ -85,6 +85,11 @@ class FailureGroup(models.Model):
     customers_affected = models.PositiveIntegerField(default=0)
     customers_reached_anyway = models.PositiveIntegerField(default=0)
     customers_not_reached = models.PositiveIntegerField(default=0)
+    # The three figures above count people: customer ids, and the recipients (address, number,
+    # device) of problems without a customer id. How many of those affected and not reached
+    # were counted by recipient, so the pages can say which count they show (impact.py).
+    customers_affected_by_recipient = models.PositiveIntegerField(default=0, db_default=0)
+    customers_not_reached_by_recipient = models.PositiveIntegerField(default=0, db_default=0)
     first_seen = models.DateTimeField()
     last_seen = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)

@@ -183,9 +183,11 @@ def test_it_counts_customers_reached_anyway_and_not_reached(json_source):
     assert group.customers_not_reached == 2
 
 
-def test_it_counts_a_later_delivery_of_the_same_purpose(json_source):
+def test_it_counts_a_later_resend_for_the_same_order(json_source):
     group = bounced_order_confirmations(json_source)
-    send(json_source, event("ord-3:email:retry", "delivered", "2025-03-14T12:00:00Z", "cus_3"))
+    # Two hours later, long past the window: it carries the bounced one's order id.
+    resend = event("ord-3:email:retry", "delivered", "2025-03-14T12:00:00Z", "cus_3")
+    send(json_source, resend | {"refs": {"order_id": "ORD-ord-3:email"}})
     # Another purpose for cus_1 does not count: it is not the notification they missed.
     send(json_source, event("ship-1", "delivered", "2025-03-14T12:00:00Z", "cus_1", purpose="x"))
 
