@@ -375,7 +375,9 @@ def test_postmark_subscription_change_is_recognised_but_not_an_outcome():
         ("SpamNotification", 512, "failed"),
         ("ManuallyDeactivated", 100002, "suppressed"),
         ("BadEmailAddress", 100000, "failed"),
-        ("DnsError", 256, "deferred"),
+        # Postmark stopped trying: a refusal, and not the address's fault.
+        ("DnsError", 256, "failed"),
+        # Unclassified by Postmark, but the text's "5.1.1" says the mailbox does not exist.
         ("Unknown", 2048, "bounced"),
     ],
 )
@@ -735,11 +737,25 @@ def test_ses_delivery_delay_is_a_deferral_of_the_delayed_recipients():
 def test_ses_unknown_event_type_is_ignored():
     source = make_source("ses")
     inner = json.loads(fixture_json("ses", "01_delivery.json")["Message"])
-    inner["notificationType"] = "Subscription"
+    inner["notificationType"] = "Teleported"
     parsed = parse(source, ses_message(inner), SNS_TEXT)
     assert parsed.records == []
     assert parsed.ignored == [
-        "Amazon SES 'Subscription' event: an event type notifwatch does not record"
+        "Amazon SES 'Teleported' event: an event type notifwatch does not record"
+    ]
+
+
+def test_ses_subscription_preference_change_is_ignored_as_not_an_outcome():
+    source = make_source("ses")
+    inner = json.loads(fixture_json("ses", "01_delivery.json")["Message"])
+    del inner["notificationType"], inner["delivery"]
+    inner["eventType"] = "Subscription"
+    inner["subscription"] = {"contactList": "news", "timestamp": "2025-03-14T09:00:00.000Z"}
+    parsed = parse(source, ses_message(inner), SNS_TEXT)
+    assert parsed.records == []
+    assert parsed.ignored == [
+        "Amazon SES 'Subscription' event: a change of the customer's subscription preferences, "
+        "not a delivery outcome"
     ]
 
 

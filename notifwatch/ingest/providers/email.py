@@ -18,8 +18,11 @@ Amazon SES arrives through SNS: basic auth says the call is meant for us, the SN
 signature (verified here; anymail does not) says it comes from Amazon.
 
 Interpretation: one record per anymail event (one per recipient). Statuses follow anymail's event
-types (rejected becomes "suppressed" when the provider did not try because of a suppression list,
-else "failed"); unsubscribes, auto-replies, subscription changes and unknown event types are
+types, with one rule for a message the receiving side refused for good (README "Bounced or
+failed"): it is "bounced" or "failed" by what its reason means, never by the provider's word for
+it. A rejection before any attempt is "suppressed" when a suppression list was the cause, else
+"failed". Each provider's own codes and event types (TypeCodes, severities, bounce types) are read
+by its adapter; unsubscribes, auto-replies, subscription changes and unknown event types are
 recognised but are not delivery outcomes, so they are ignored with a readable reason.
 """
 
@@ -68,7 +71,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 
-from notifwatch.failures.reasons import classify_reason
+from notifwatch.failures.reasons import Reason, classify_reason, refusal_status
 from notifwatch.ingest.canonical import MAX_TEXT
 from notifwatch.ingest.credentials import matches
 from notifwatch.ingest.models import RawEvent, Source, UsedWebhookToken
@@ -93,7 +96,7 @@ STATUS_BY_EVENT_TYPE = {
     EventType.SENT: "sent",
     EventType.DEFERRED: "deferred",
     EventType.DELIVERED: "delivered",
-    EventType.BOUNCED: "bounced",
+    # (EventType.BOUNCED: bounced or failed by its reason, see AnymailAdapter.refusal)
     EventType.FAILED: "failed",
     EventType.COMPLAINED: "complained",
     EventType.OPENED: "opened",
@@ -109,6 +112,9 @@ NOT_OUTCOMES = {
     EventType.INBOUND_FAILED: "an incoming message that failed, not a delivery outcome",
     EventType.UNKNOWN: "an event type notifwatch does not record",
 }
+# A provider code that means the receiving side refused the message for good: bounced or failed
+# by what its reason means (AnymailAdapter.refusal).
+REFUSED = "refused"
 # Rejections because the recipient is on a suppression list: deliberately not attempted.
 SUPPRESSION_REJECTS = {RejectReason.BOUNCED, RejectReason.UNSUBSCRIBED, RejectReason.SPAM}
 
@@ -147,6 +153,11 @@ class AnymailAdapter:
     volatile_fields: frozenset[str] = frozenset()
     # The reason shown for a call anymail's validators refuse.
     refused_as = "signature mismatch"
+    # Whether the reason catalogue holds this provider's own codes. When it does, a refusal the
+    # catalogue cannot explain is "unknown", so failed (README "Bounced or failed"). For the other
+    # providers the catalogue reads only mail-server codes out of their text; when it finds none,
+    # the provider's own word (a bounce) stands rather than its explanation being called unknown.
+    catalogued = False
     setup = SetupHelp(events="", secret="")
 
     # --- authentication (live request) ---
@@ -274,7 +285,23 @@ class AnymailAdapter:
         """Our event type, or None when the event is not a delivery outcome."""
         if event.event_type == EventType.REJECTED:
             return "suppressed" if event.reject_reason in SUPPRESSION_REJECTS else "failed"
+        if event.event_type == EventType.BOUNCED:
+            return self.refusal(event)
         return STATUS_BY_EVENT_TYPE.get(event.event_type)
+
+    def refusal(self, event: AnymailTrackingEvent) -> str:
+        """Bounced or failed, for a message the receiving side refused for good: decided by the
+        reason recorded with it (the same code and text), not by the provider's word for it."""
+        reason = self.reason(event)
+        if reason is not None and not reason.known and not self.catalogued:
+            return "bounced"
+        return refusal_status(reason)
+
+    def reason(self, event: AnymailTrackingEvent) -> Reason | None:
+        """The reason recording will give this event (deliveries/recording.py reads the same)."""
+        return classify_reason(
+            self.provider, self.error_code(event, "bounced"), self.error_message(event)
+        )
 
     def ignored_reason(self, event: AnymailTrackingEvent) -> str:
         what = NOT_OUTCOMES.get(event.event_type, "not a delivery outcome")
@@ -333,6 +360,7 @@ class SendGridAdapter(AnymailAdapter):
     name = "SendGrid"
     view_class = SendGridTrackingWebhookView
     signing_setting = "tracking_webhook_verification_key"
+    catalogued = True
     # SendGrid gives an event a new sg_event_id when it re-posts a batch.
     volatile_fields = frozenset({"sg_event_id"})
     # Drops because the address is on one of SendGrid's suppression lists.
@@ -363,10 +391,13 @@ class SendGridAdapter(AnymailAdapter):
     def status(self, event):
         esp = event.esp_event
         if esp.get("event") == "dropped":
+            # Not attempted: suppressed for an address on a suppression list, else failed.
             reason = str(esp.get("reason") or esp.get("type") or "").lower()
             return "suppressed" if reason in self.suppression_drops else "failed"
-        if esp.get("event") == "bounce" and esp.get("type") == "blocked":
-            return "failed"  # refused for the sender's reputation or content, not the address
+        if esp.get("event") == "bounce":
+            # Type "bounce" (refused for this recipient) and "blocked" (refused for the message)
+            # are both final: SendGrid retries only deferrals. Bounced or failed by the reason.
+            return self.refusal(event)
         return super().status(event)
 
     def message_id(self, event):
@@ -387,7 +418,14 @@ class SendGridAdapter(AnymailAdapter):
         esp = event.esp_event
         kind = esp.get("event")
         if kind == "bounce":
-            return best_code(self.provider, esp.get("status"), esp.get("bounce_classification"))
+            # The enhanced status code, else SendGrid's own bounce classification, else a code in
+            # the reply; with none, its bounce type ("bounce": the recipient, "blocked": the
+            # message) says the least.
+            code = best_code(self.provider, esp.get("status"), esp.get("bounce_classification"))
+            word = str(esp.get("type") or "bounce")
+            return code or code_in_text_or(self.provider, self.error_message(event), word)
+        if kind == "deferred":
+            return code_in_text_or(self.provider, self.error_message(event), "deferred")
         if kind == "dropped":
             return str(esp.get("reason") or esp.get("type") or "")
         if kind == "spamreport":
@@ -406,14 +444,34 @@ class PostmarkAdapter(AnymailAdapter):
     kind = provider = "postmark"
     name = "Postmark"
     view_class = PostmarkTrackingWebhookView
-    # Where Postmark's TypeCode says more than anymail's event type (None: not an outcome).
-    status_by_type_code = {
-        512: "failed",  # SpamNotification: the receiving server's filter, not a complaint
-        1024: None,  # OpenRelayTest: a security probe, not about a message of ours
-        2048: "bounced",  # Unknown: a bounce Postmark could not classify is still a bounce
-        8192: "failed",  # VirusNotification: refused for the content
-        100002: "suppressed",  # ManuallyDeactivated
-        100003: "suppressed",  # Unconfirmed
+    catalogued = True
+    # Every bounce TypeCode Postmark documents (postmarkapp.com/developer/api/bounce-api), by what
+    # it means for this message. REFUSED: the receiving side refused it and Postmark stopped
+    # trying, so bounced or failed by its reason. None: a reply or probe that says nothing about
+    # the delivery (an auto-reply or a change of address means the message arrived).
+    status_by_type_code: dict[int, str | None] = {
+        1: REFUSED,  # HardBounce: unknown user, mailbox not found
+        2: "deferred",  # Transient: "message delayed", Postmark is still trying
+        16: None,  # Unsubscribe: a reply asking to be removed (it arrived; an opt-out)
+        32: None,  # Subscribe: a reply asking to be added
+        64: None,  # AutoResponder: out-of-office and other automatic replies (it arrived)
+        128: None,  # AddressChange: a reply naming a new address (it arrived)
+        256: REFUSED,  # DnsError: the domain could not be looked up; Postmark gave up
+        512: REFUSED,  # SpamNotification: the receiving filter refused it as spam
+        1024: None,  # OpenRelayTest: a probe of the mail server, not about our message
+        2048: REFUSED,  # Unknown: a bounce Postmark could not classify (the text may)
+        4096: REFUSED,  # SoftBounce: mailbox full or disabled; Postmark stopped trying
+        8192: REFUSED,  # VirusNotification: refused for carrying a virus
+        16384: None,  # ChallengeVerification: a challenge asking us to prove we sent it
+        100000: "failed",  # BadEmailAddress: not a valid address, never attempted
+        100001: "complained",  # SpamComplaint
+        100002: "suppressed",  # ManuallyDeactivated: switched off in the account
+        100003: "suppressed",  # Unconfirmed: the subscriber never confirmed
+        100006: REFUSED,  # Blocked: the receiving provider blocked it (content, blocklist)
+        100007: "failed",  # SMTPApiError: Postmark could not accept it from us
+        100008: None,  # InboundError: about an incoming message
+        100009: REFUSED,  # DMARCPolicy: refused for our domain's DMARC policy
+        100010: "failed",  # TemplateRenderingFailed: never sent
     }
     setup = SetupHelp(
         events=(
@@ -426,8 +484,11 @@ class PostmarkAdapter(AnymailAdapter):
         ),
         secret="`add_source SLUG --kind postmark --secret USER:PASSWORD` (only a hash is kept).",
         notes=(
-            "Bounces are read by TypeCode: Transient (2) and DnsError (256) are temporary and "
-            "shown as deferred; SoftBounce (4096) is a bounce Postmark gave up on."
+            "Bounces are read by TypeCode. Transient (2) is a delay Postmark still retries "
+            "(deferred). HardBounce, SoftBounce, DnsError, SpamNotification, Unknown, Blocked, "
+            "VirusNotification and DMARCPolicy are refusals Postmark stopped trying on: bounced "
+            "when the address or mailbox is the cause, else failed. AutoResponder, "
+            "AddressChange and Unsubscribe replies mean the message arrived and are ignored."
         ),
     )
 
@@ -436,8 +497,9 @@ class PostmarkAdapter(AnymailAdapter):
         if esp.get("RecordType") == "SubscriptionChange":
             return None
         code = esp.get("TypeCode")
-        if code in self.status_by_type_code:
-            return self.status_by_type_code[code]
+        if esp.get("RecordType") == "Bounce" and code in self.status_by_type_code:
+            status = self.status_by_type_code[code]
+            return self.refusal(event) if status == REFUSED else status
         return super().status(event)
 
     def ignored_reason(self, event):
@@ -481,8 +543,10 @@ class MailgunAdapter(AnymailAdapter):
     view_class = MailgunTrackingWebhookView
     signing_setting = "webhook_signing_key"
     signing_required = True
-    # Reasons too general to explain a failure better than its SMTP code.
-    vague_reasons = {"generic", "bounce"}
+    catalogued = True
+    # Reasons too general to explain a failure better than its SMTP code. "old" (Mailgun gave up
+    # retrying) says why it stopped, the last reply says why it failed.
+    vague_reasons = {"generic", "bounce", "old"}
     setup = SetupHelp(
         events=(
             "Sending > Webhooks > (your domain) > Add webhook, once per event type, each with "
@@ -497,8 +561,10 @@ class MailgunAdapter(AnymailAdapter):
         ),
         notes=(
             "Temporary failures (severity temporary) are shown as deferred: Mailgun keeps "
-            "retrying. Failures because of a suppression list (suppress-bounce, "
-            "suppress-unsubscribe, suppress-complaint) are shown as suppressed."
+            'retrying. Permanent failures, and "old" ones Mailgun stopped retrying, are '
+            "bounced when the last reply blames the address or mailbox, else failed. Failures "
+            "because of a suppression list (suppress-bounce, suppress-unsubscribe, "
+            "suppress-complaint) are shown as suppressed."
         ),
     )
 
@@ -513,12 +579,15 @@ class MailgunAdapter(AnymailAdapter):
 
     def status(self, event):
         data = event_data(event)
-        if data.get("event") == "failed" and data.get("severity") != "temporary":
+        if data.get("event") == "failed":
+            if data.get("severity") == "temporary":
+                return "deferred"  # Mailgun keeps retrying (greylisted, generic, espblock, ...)
             reason = str(data.get("reason") or "")
             if reason.startswith("suppress-") or reason == "hardfail":
-                return "suppressed"
-            if reason == "old":
-                return "failed"  # Mailgun gave up retrying
+                return "suppressed"  # not attempted: the address is on a suppression list
+            # Permanent: refused for good, or "old" (Mailgun gave up retrying). Bounced or failed
+            # by what the last reply means, whatever Mailgun's own reason word.
+            return self.refusal(event)
         return super().status(event)
 
     def esp_type(self, event):
@@ -547,7 +616,11 @@ class MailgunAdapter(AnymailAdapter):
         candidates = [delivery.get("enhanced-code")]
         if reason not in self.vague_reasons:
             candidates.append(reason)
-        candidates += [delivery.get("code"), reason]
+        # The reply's code: an SMTP code, or Mailgun's own (498: no mail server for the domain;
+        # 605-607: the suppression lists). 0 is Mailgun's "no code".
+        if delivery.get("code") not in (0, "0"):
+            candidates.append(delivery.get("code"))
+        candidates.append(reason)
         if data.get("event") in ("complained", "rejected"):
             candidates.append(data["event"])
         return best_code(self.provider, *candidates)
@@ -648,6 +721,24 @@ SES_DETAIL_KEYS = {
     "Subscription": "subscription",
 }
 SES_SUPPRESSED_SUBTYPES = {"Suppressed", "OnAccountSuppressionList"}
+# Bounce subtypes SES could not tell apart: the recipient's delivery report may say more.
+SES_VAGUE_SUBTYPES = {"General", "Undetermined"}
+# Delay types as vague: the receiving server's reply says more.
+SES_VAGUE_DELAYS = {"General", "Undetermined"}
+# Complaint feedback types that are not the customer reporting our mail (IANA MARF types):
+# "not-spam" takes a spam verdict back; "auth-failure" reports our domain failing authentication.
+SES_NOT_COMPLAINTS = {
+    "not-spam": "a report that the message is not spam, not a complaint",
+    "auth-failure": (
+        "a report that our sending domain failed email authentication, not a complaint by the "
+        "customer (check SPF, DKIM and DMARC)"
+    ),
+}
+# Words of an automatic reply in a bounce's diagnostic text.
+AUTO_REPLY_TEXT = re.compile(
+    r"auto[-\s]?(matic\s)?(reply|replies|respon)|out[-\s]of[-\s](the[-\s])?office|vacation",
+    re.IGNORECASE,
+)
 SES_TEST_MESSAGE = "Successfully validated SNS topic for Amazon SES event publishing."
 
 # Only Amazon SNS hands out SNS signing certificates (and subscription links).
@@ -770,7 +861,10 @@ class SESAdapter(AnymailAdapter):
             "to have notifwatch open it. Every SNS message signature is verified against "
             "Amazon's signing certificate (fetched only from sns.<region>.amazonaws.com, or read "
             "from NOTIFWATCH_SNS_CERTS_DIR on a host without outbound access). SES "
-            "reports a temporary bounce only once it has stopped retrying, so it is a bounce."
+            "reports a temporary (Transient) bounce only once it has stopped retrying, so every "
+            "bounce is final: bounced when the address or mailbox is the cause, else failed. "
+            "Delivery delays are deferrals; an out-of-office reply (a Transient/General bounce "
+            "without a delivery report) is ignored, because the message arrived."
         ),
     )
 
@@ -834,12 +928,43 @@ class SESAdapter(AnymailAdapter):
             bounce = event.esp_event.get("bounce", {})
             if bounce.get("bounceSubType") in SES_SUPPRESSED_SUBTYPES:
                 return "suppressed"  # SES did not try: the address is on a suppression list
-            return "bounced"
+            if ses_auto_reply(event):
+                return None  # an out-of-office reply: the message arrived
+            # SES reports a bounce only when it is final: hard bounces, and soft (Transient)
+            # ones once it stopped retrying. Bounced or failed by what it means.
+            return self.refusal(event)
+        if kind == "Complaint":
+            complaint = event.esp_event.get("complaint", {})
+            if complaint.get("complaintSubType") == "OnAccountSuppressionList":
+                # Accepted but not sent: the address is on the account's suppression list
+                # because the customer complained before.
+                return "suppressed"
+            if complaint.get("complaintFeedbackType") in SES_NOT_COMPLAINTS:
+                return None
+            return "complained"
         if kind == "DeliveryDelay":
-            return "deferred"
+            return "deferred"  # SES is still retrying until the delay's expirationTime
         if kind in ("Reject", "Rendering Failure"):
-            return "failed"
+            return "failed"  # not attempted: a virus found, or the template could not be filled
         return super().status(event)
+
+    def ignored_reason(self, event):
+        kind = ses_type(event)
+        if kind == "Bounce" and ses_auto_reply(event):
+            return (
+                "Amazon SES 'Bounce' event (Transient/General) that is an automatic reply such as "
+                "an out-of-office note: the message arrived, not a delivery failure"
+            )
+        if kind == "Complaint":
+            feedback = event.esp_event.get("complaint", {}).get("complaintFeedbackType")
+            if feedback in SES_NOT_COMPLAINTS:
+                return f"Amazon SES {feedback!r} feedback: {SES_NOT_COMPLAINTS[feedback]}"
+        if kind == "Subscription":
+            return (
+                "Amazon SES 'Subscription' event: a change of the customer's subscription "
+                "preferences, not a delivery outcome"
+            )
+        return super().ignored_reason(event)
 
     def esp_type(self, event):
         return ses_type(event)
@@ -867,11 +992,22 @@ class SESAdapter(AnymailAdapter):
         kind = ses_type(event)
         if kind == "Bounce":
             bounce = esp.get("bounce", {})
-            return f"{bounce.get('bounceType')}/{bounce.get('bounceSubType')}"
+            code = f"{bounce.get('bounceType')}/{bounce.get('bounceSubType')}"
+            if bounce.get("bounceSubType") in SES_VAGUE_SUBTYPES:
+                # SES could not say why; the recipient's delivery report status may.
+                return best_code(self.provider, ses_recipient(event, "bounce").get("status"), code)
+            return code
         if kind == "Complaint":
-            return str(esp.get("complaint", {}).get("complaintFeedbackType") or "")
+            complaint = esp.get("complaint", {})
+            if complaint.get("complaintSubType") == "OnAccountSuppressionList":
+                return "Complaint/OnAccountSuppressionList"
+            return str(complaint.get("complaintFeedbackType") or "")
         if kind == "DeliveryDelay":
-            return str(esp.get("deliveryDelay", {}).get("delayType") or "")
+            delay_type = str(esp.get("deliveryDelay", {}).get("delayType") or "")
+            if delay_type in SES_VAGUE_DELAYS:
+                status = ses_recipient(event, "deliveryDelay").get("status")
+                return best_code(self.provider, status, delay_type)
+            return delay_type
         if kind == "Reject":
             return "Reject"
         if kind == "Rendering Failure":
@@ -881,9 +1017,7 @@ class SESAdapter(AnymailAdapter):
     def error_message(self, event):
         esp = event.esp_event
         if ses_type(event) == "DeliveryDelay":
-            for delayed in esp.get("deliveryDelay", {}).get("delayedRecipients") or []:
-                if delayed.get("emailAddress") == event.recipient:
-                    return str(delayed.get("diagnosticCode") or "")
+            return str(ses_recipient(event, "deliveryDelay").get("diagnosticCode") or "")
         if ses_type(event) == "Reject":
             return str(esp.get("reject", {}).get("reason") or "")
         return super().error_message(event)
@@ -914,6 +1048,33 @@ class SESAdapter(AnymailAdapter):
 def ses_type(event: AnymailTrackingEvent) -> str:
     esp = event.esp_event or {}
     return str(esp.get("eventType") or esp.get("notificationType") or "")
+
+
+def ses_recipient(event: AnymailTrackingEvent, detail: str) -> dict:
+    """This recipient's entry in a bounce's bouncedRecipients or a delay's delayedRecipients."""
+    details = (event.esp_event or {}).get(detail) or {}
+    listed = details.get("bouncedRecipients") or details.get("delayedRecipients") or []
+    return next(
+        (r for r in listed if isinstance(r, dict) and r.get("emailAddress") == event.recipient),
+        {},
+    )
+
+
+def ses_auto_reply(event: AnymailTrackingEvent) -> bool:
+    """Whether an SES bounce is an automatic reply (out of office), which means it arrived.
+
+    SES files such replies as Transient/General bounces (its notification contents). A real
+    soft bounce it gave up on carries a delivery report (action, status); a reply the recipient's
+    mailbox sent back has none, or says what it is in its diagnostic text.
+    """
+    bounce = (event.esp_event or {}).get("bounce") or {}
+    if (bounce.get("bounceType"), bounce.get("bounceSubType")) != ("Transient", "General"):
+        return False
+    recipient = ses_recipient(event, "bounce")
+    text = str(recipient.get("diagnosticCode") or "")
+    if AUTO_REPLY_TEXT.search(text):
+        return True
+    return not (recipient.get("status") or recipient.get("action") or text)
 
 
 def auto_confirm_sns() -> bool:
@@ -1218,6 +1379,13 @@ def stored_request(raw: RawEvent) -> HttpRequest:
         request._load_post_and_files()  # type: ignore[attr-defined]
         request.POST, request.FILES = request._post, request._files  # type: ignore[attr-defined]
     return request
+
+
+def code_in_text_or(provider: str, message: str, word: str) -> str:
+    """No code ("") when the provider's text holds a code the catalogue knows, so that recording
+    reads it from there; else the provider's own word for what happened."""
+    reason = classify_reason(provider, None, message)
+    return "" if reason is not None and reason.known else word
 
 
 def best_code(provider: str, *candidates) -> str:
