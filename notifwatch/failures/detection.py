@@ -29,7 +29,13 @@ from notifwatch.accounts.masking import mask_recipient
 from notifwatch.deliveries.models import DeliveryEvent, FinalStatus, IdentityProblem, Notification
 from notifwatch.failures.actions import wake
 from notifwatch.failures.grouping import RULES_VERSION, Problem, record_problems
-from notifwatch.failures.impact import REACHED, RECENT_FIELDS, WEEK, recent_counts
+from notifwatch.failures.impact import (
+    REACHED,
+    RECENT_FIELDS,
+    WEEK,
+    recent_counts,
+    refresh_replaced,
+)
 from notifwatch.failures.models import FailureGroup, Fingerprint, Kind, Occurrence, Status
 from notifwatch.failures.reasons import reason_by_key
 from notifwatch.failures.windows import Windows, default_window
@@ -110,6 +116,8 @@ def run_checks(now: datetime | None = None) -> dict[str, int]:
     detect_rejected_webhooks(since, now)
     detect_silence(now)
     refresh_growth(now)
+    # A resend delivered after its exception last grew: "reached anyway" moves without growth.
+    refresh_replaced(now)
     added = dict(
         Occurrence.objects.filter(id__gt=mark)
         .values("group__kind")
@@ -592,7 +600,8 @@ def pair_cause(first: Sent, second: Sent) -> str:
 
 
 def detect_identity(since: datetime) -> set[int]:
-    """No stable customer id; callbacks matching no send record; one address, several ids."""
+    """No stable customer id; callbacks matching no send record; one address, several ids;
+    one customer id, several addresses."""
     sources = source_names()
     problems = []
     missing = uncounted(
@@ -626,7 +635,7 @@ def detect_identity(since: datetime) -> set[int]:
         )
     problems.sort(key=lambda p: p.occurred_at)
     grown = record(problems, rule="identity")
-    return grown | detect_shared_recipients(since)
+    return grown | detect_shared_recipients(since) | detect_changed_recipients(since)
 
 
 def detect_shared_recipients(since: datetime) -> set[int]:
@@ -689,6 +698,163 @@ def retitle_shared(group: FailureGroup, problem: Problem) -> tuple[str, dict]:
         f"One address used by {len(customers)} customer ids: {masked}",
         {"recipient": masked, "customer_ids": customers[:50]},
     )
+
+
+# One customer id with several email addresses (or phone numbers): an address that changed.
+CHANGED_RECIPIENT = "changed_recipient"
+# A customer normally has one email address and one phone number, so a second one is news; several
+# device tokens (push) or endpoints (webhook) per customer are normal, so those are not compared.
+ADDRESS_NOUNS = {
+    "email": ("email address", "email addresses"),
+    "sms": ("phone number", "phone numbers"),
+}
+ADDRESSES_KEPT = 10  # an exception's detail lists the newest addresses, at most this many
+# A number in international form without its "+": recipients are stored normalised (emails
+# lower-case, numbers in E.164), but a number the phone library could not place stays as written.
+PLAIN_NUMBER = re.compile(r"\+?\d{7,15}")
+
+
+@dataclass
+class AddressUse:
+    """One address of one customer on one channel, as used in the period."""
+
+    recipient: str
+    first: datetime
+    last: datetime
+    source_ids: set[int] = field(default_factory=set)
+    notifications: list[tuple[int, datetime]] = field(default_factory=list)
+
+
+def detect_changed_recipients(since: datetime) -> set[int]:
+    """One customer id reached at several email addresses (or phone numbers) in the period: an
+    address that changed, or a source still sending to an old one. Compared per channel: an
+    email address and a phone number of one customer are normal.
+
+    The occurrences are the sends to the older addresses: sends to the newest one are what
+    should happen, so a resolved exception regresses only when an old address is used again.
+    """
+    known = Notification.objects.filter(
+        last_event_at__gte=since, channel__in=list(ADDRESS_NOUNS)
+    ).exclude(Q(recipient="") | Q(customer_id=""))
+    # MIN <> MAX is "more than one distinct value", without COUNT(DISTINCT)'s sort.
+    candidates = set(
+        known.values("customer_id", "channel")
+        .annotate(low=Min("recipient"), high=Max("recipient"))
+        .filter(low__lt=F("high"))
+        .values_list("customer_id", "channel")
+    )
+    customers = sorted({customer_id for customer_id, _ in candidates})
+    sources = source_names() if customers else {}
+    problems = []
+    for start in range(0, len(customers), 500):
+        rows = (
+            known.filter(customer_id__in=customers[start : start + 500])
+            .values_list(
+                "id",
+                "customer_id",
+                "channel",
+                "recipient",
+                "source_id",
+                "first_event_at",
+                "last_event_at",
+            )
+            .order_by()
+        )
+        by_customer: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+        for row in rows:
+            if (row[1], row[2]) in candidates:
+                by_customer[(row[1], row[2])].append(row)
+        for (customer_id, channel), items in by_customer.items():
+            problems += changed_recipient_problems(customer_id, channel, items, sources)
+    problems.sort(key=lambda p: p.occurred_at)
+    grown = record(problems, rule="identity: changed address")
+    refresh_changed_recipients(problems)
+    return grown
+
+
+def recipient_key(recipient: str) -> str:
+    """The same address however it was written: '447700900123' is '+447700900123'."""
+    value = recipient.strip().lower()
+    return "+" + value.lstrip("+") if PLAIN_NUMBER.fullmatch(value) else value
+
+
+def changed_recipient_problems(
+    customer_id: str, channel: str, items: list[tuple], sources: dict[int, Source]
+) -> list[Problem]:
+    uses: dict[str, AddressUse] = {}
+    for pk, _, _, recipient, source_id, first_at, last_at in items:
+        at = first_at or last_at
+        use = uses.setdefault(recipient_key(recipient), AddressUse(recipient, at, at))
+        if at >= use.last:
+            use.recipient = recipient  # the newest spelling names it
+        use.first, use.last = min(use.first, at), max(use.last, at)
+        use.source_ids.add(source_id)
+        use.notifications.append((pk, at))
+    if len(uses) < 2:
+        return []
+    # The address first used last is the newer one: likely the current one.
+    ordered = sorted(uses.values(), key=lambda u: (u.first, u.last))
+    detail = {
+        "problem": CHANGED_RECIPIENT,
+        "customer_id": customer_id,
+        "address_count": len(ordered),
+        "addresses": [
+            {
+                "recipient": mask_recipient(use.recipient),
+                "first_seen": use.first.isoformat(),
+                "last_seen": use.last.isoformat(),
+                "notifications": len(use.notifications),
+                "sources": sorted(str(sources[s]) for s in use.source_ids if s in sources),
+            }
+            for use in ordered[-ADDRESSES_KEPT:]
+        ],
+    }
+    # Hashed: a sender may use the email address as its customer id.
+    digest = hashlib.sha256(f"{channel}|{customer_id}".encode()).hexdigest()[:24]
+    title = changed_recipient_title(customer_id, channel, len(ordered))
+    return [
+        Problem(
+            kind=Kind.IDENTITY,
+            fingerprint=f"identity|{CHANGED_RECIPIENT}|{digest}",
+            title=title,
+            occurred_at=at,
+            notification_id=pk,
+            customer_id=customer_id,
+            channel=channel,
+            fix_owner="recipient_data",
+            detail=detail,
+        )
+        for use in ordered[:-1]
+        for pk, at in use.notifications
+    ]
+
+
+def changed_recipient_title(customer_id: str, channel: str, addresses: int) -> str:
+    """'Customer cus_10733 reached at 2 email addresses'."""
+    return f"Customer {customer_id} reached at {addresses} {ADDRESS_NOUNS[channel][1]}"
+
+
+def refresh_changed_recipients(problems: list[Problem]) -> None:
+    """Keep each exception's title and addresses current: the newest address's use goes on
+    without adding occurrences (its sends are not the problem), so `record`'s retitling of the
+    exceptions that grew would leave its last use behind."""
+    latest = {p.fingerprint: p for p in problems}
+    values = list(latest)
+    for start in range(0, len(values), 500):
+        fingerprints = Fingerprint.objects.filter(
+            version=RULES_VERSION, value__in=values[start : start + 500]
+        ).select_related("group")
+        for fingerprint in fingerprints:
+            group, problem = fingerprint.group, latest[fingerprint.value]
+            # A merged exception carries the title someone chose for the merge: leave it.
+            if group.merged_into_id or (group.title, group.detail) == (
+                problem.title[:300],
+                problem.detail,
+            ):
+                continue
+            FailureGroup.objects.filter(pk=group.pk).update(
+                title=problem.title[:300], detail=problem.detail
+            )
 
 
 # ---------------------------------------------------------------------------------------------

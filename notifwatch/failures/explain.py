@@ -2,22 +2,25 @@
 and the exports alike."""
 
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 from django.urls import reverse
 
-from notifwatch.accounts.masking import mask_recipient, shown_text
+from notifwatch.accounts.masking import MASK, mask_recipient, shown_text
 from notifwatch.deliveries.wording import FIX_OWNER_WORDS, words
 from notifwatch.failures.detection import (
+    ADDRESS_NOUNS,
     CAUSE_PHRASES,
     CAUSE_REIMPORT,
     CAUSE_TIMEOUT,
     CAUSE_TWO_WORKERS,
     CAUSE_UNKNOWN,
+    CHANGED_RECIPIENT,
 )
 from notifwatch.failures.models import FailureGroup, Kind, Occurrence
 from notifwatch.failures.reasons import reason_by_key
 from notifwatch.failures.wording import channel_words, when_words
-from notifwatch.lib.moments import duration_words
+from notifwatch.lib.moments import duration_words, parse_moment
 
 
 @dataclass
@@ -111,6 +114,8 @@ EXPLAINED_KEYS = {
     "expected",
     "hours",
     "sent_meanwhile",
+    "customer_id",  # one customer id, several addresses: worded with its addresses
+    "address_count",
 }
 
 
@@ -146,6 +151,8 @@ def explain(group: FailureGroup, personal: bool) -> Explanation:
             f"{sentence}: {phrase}." if phrase else f"{sentence}.",
             DUPLICATE_ACTIONS.get(cause, kind_action),
         )
+    elif group.kind == Kind.IDENTITY and detail.get("problem") == CHANGED_RECIPIENT:
+        explanation = changed_recipient_explanation(group, detail, show)
     elif group.kind == Kind.IDENTITY:
         problem = detail.get("problem") or ("shared_recipient" if "customer_ids" in detail else "")
         sentence, action = IDENTITY_PROBLEMS.get(problem, IDENTITY_PROBLEMS["missing_customer_id"])
@@ -199,6 +206,8 @@ def kind_facts(group: FailureGroup, detail: dict, show) -> list[tuple[str, str, 
         facts.append(("Shared address", mask_recipient(str(detail["recipient"])), ""))
     if detail.get("customer_ids"):
         facts.append(("Customer ids", ", ".join(map(str, detail["customer_ids"])), ""))
+    if detail.get("problem") == CHANGED_RECIPIENT:
+        facts += changed_recipient_facts(group, detail, show)
     if group.kind == Kind.MAPPING_BREAK and detail.get("field"):
         facts.append(("Field", str(detail["field"]), ""))
     if detail.get("last_reason"):
@@ -227,6 +236,91 @@ def kind_facts(group: FailureGroup, detail: dict, show) -> list[tuple[str, str, 
         label = "Fix the mapping" if anchor else "Source"
         facts.append((label, f"{group.source} source page", url))
     return facts
+
+
+def changed_recipient_explanation(group: FailureGroup, detail: dict, show) -> Explanation:
+    """One customer id reached at several addresses: which one is current, and who still uses
+    an old one. Said in the sentence, since the review card shows no facts."""
+    noun, nouns = ADDRESS_NOUNS.get(group.channel, ("address", "addresses"))
+    customer = show(str(detail.get("customer_id") or "")) or "This customer"
+    customer = f"Customer {customer}" if detail.get("customer_id") else customer
+    action = (
+        f"Confirm the customer's current {noun} in the CRM (the newer one is likely it), then "
+        f"fix any source that still sends to the old one."
+    )
+    addresses = address_uses(detail)
+    if len(addresses) < 2:
+        return Explanation(f"{customer} was reached at several {nouns}.", action)
+    newest, older = addresses[-1], addresses[:-1]
+    count = max(int(detail.get("address_count") or 0), len(addresses))
+    shown_older = older[-3:]
+    left_out = count - 1 - len(shown_older)
+    more = f" and {left_out} more" if left_out > 0 else ""
+    # Moved on: every older address was last used before the newer one was first used.
+    newest_first = parse_moment(newest.get("first_seen"))
+    last_uses = [parse_moment(a.get("last_seen")) for a in older]
+    if newest_first and all(last and last < newest_first for last in last_uses):
+        olds = ", ".join(shown_recipient(a) for a in shown_older) + more
+        until = when_words(max(last_uses))
+        sentence = (
+            f"{customer} was reached at {olds} until {until}, then at {shown_recipient(newest)} "
+            f"from {when_words(newest.get('first_seen'))}: the {noun} probably changed, and the "
+            f"newer one is likely the current one."
+        )
+    else:
+        olds = ", ".join(
+            f"{shown_recipient(a)} (last used {when_words(a.get('last_seen'))}{by_sources(a)})"
+            for a in shown_older
+        )
+        sentence = (
+            f"{customer} was reached at {count} {nouns} in the same period: {olds}{more}, and "
+            f"{shown_recipient(newest)} (first used {when_words(newest.get('first_seen'))}"
+            f"{by_sources(newest)}). The newer one is likely the current one: a source probably "
+            f"still sends to the old one."
+        )
+    return Explanation(sentence, action)
+
+
+def changed_recipient_facts(group: FailureGroup, detail: dict, show) -> list[tuple[str, str, str]]:
+    noun, _ = ADDRESS_NOUNS.get(group.channel, ("address", "addresses"))
+    customer_id = str(detail.get("customer_id") or "")
+    facts = []
+    if customer_id:
+        query = urlencode({"q": customer_id, "channel": group.channel})
+        url = f"{reverse('notification_search')}?{query}"
+        facts.append(("Customer id", show(customer_id), url))
+    addresses = address_uses(detail)
+    for index, address in enumerate(addresses):
+        label = f"Newer {noun} (likely current)" if index == len(addresses) - 1 else f"Older {noun}"
+        sent = int(address.get("notifications") or 0)
+        first, last = when_words(address.get("first_seen")), when_words(address.get("last_seen"))
+        parts = [
+            shown_recipient(address),
+            f"used {first}" if first == last else f"used {first} → {last}",
+            f"{sent} notification{'' if sent == 1 else 's'}",
+        ]
+        if address.get("sources"):
+            parts.append("by " + ", ".join(map(str, address["sources"])))
+        facts.append((label, " · ".join(parts), ""))
+    return facts
+
+
+def address_uses(detail: dict) -> list[dict]:
+    """The addresses detection listed, oldest first (the last is the newer one)."""
+    addresses = detail.get("addresses")
+    return [a for a in addresses if isinstance(a, dict)] if isinstance(addresses, list) else []
+
+
+def shown_recipient(address: dict) -> str:
+    """Detection stores addresses masked; mask whatever was not (masking a masked number again
+    would take its last digits away)."""
+    recipient = str(address.get("recipient") or "")
+    return recipient if MASK in recipient else mask_recipient(recipient)
+
+
+def by_sources(address: dict) -> str:
+    sources = address.get("sources")
+    return f", by {', '.join(map(str, sources))}" if isinstance(sources, list) and sources else ""
 
 
 RAW_SAID_WITHIN = 200
