@@ -166,7 +166,10 @@ def billing_email_steps(message: Message, rng: random.Random) -> list[Step]:
     steps: list[Step] = [(t, "queued", {}), (sent, "sent", {**ses, "attempt": 1})]
     if message.scenario in BILLING_EMAIL_FAILURES:
         hours, status, code, text = BILLING_EMAIL_FAILURES[message.scenario]
-        error = {"error_code": code, "error_message": text.format(email=message.customer.email)}
+        error = {
+            "error_code": code,
+            "error_message": text.format(email=message.customer.email_at(t)),
+        }
         steps.append((done + timedelta(hours=hours), status, {**ses, **error}))
         return steps
     steps.append((done, "delivered", ses))

@@ -116,7 +116,7 @@ def crm_row(message: Message, msg_id: str, ts: datetime, status: str, code: str,
         "status": status,
         "attempt": "1",
         "customer_id": message.customer_id,
-        "recipient": message.customer.email
+        "recipient": message.customer.email_at(message.at)
         if message.channel == "email"
         else message.customer.phone,
         "refs.contract_id": message.refs.get("contract_id", ""),

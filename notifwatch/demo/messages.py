@@ -62,7 +62,7 @@ def canonical(message: Message, event_id: str, ts: datetime, status: str, **extr
 
 def recipient_of(message: Message) -> str:
     if message.channel == "email":
-        return message.customer.email
+        return message.customer.email_at(message.at)
     if message.channel == "sms":
         return message.customer.phone
     if message.channel == "in_app":

@@ -95,7 +95,7 @@ class Send:
 
     @property
     def recipient(self) -> str:
-        return self.customer.email if self.channel == "email" else self.customer.phone
+        return self.customer.email_at(self.at) if self.channel == "email" else self.customer.phone
 
 
 def shop_sends(world: World, count: int) -> list[Send]:
@@ -104,6 +104,14 @@ def shop_sends(world: World, count: int) -> list[Send]:
     order_number = 118000
     account_weights = [w for *_, w in SHOP_ACCOUNT]
     household = iter([world.customers[0], world.customers[1]] * 2)
+    # The customer who changed their email address ordered the day before and two days after.
+    mover = world.customers[3]
+    for at in (mover.moved_at - timedelta(hours=22), mover.moved_at + timedelta(days=1, hours=5)):
+        order_number += 1
+        order_id = f"ORD-{world.now.year}-{order_number}"
+        send = Send(at, "order_confirmation", "email", "sendgrid", mover, {"order_id": order_id})
+        send.key = f"ord-{order_number}:order_confirmation:email"
+        sends.append(send)
     while len(sends) < count:
         if rng.random() < 0.78:
             order_number += 1

@@ -114,7 +114,7 @@ def support_events(
     done = t + secs(3 + 40 * rng.random())
     if message.scenario in SUPPORT_FAILURES:
         status, code, text = SUPPORT_FAILURES[message.scenario]
-        text = text.format(email=message.customer.email)
+        text = text.format(email=message.customer.email_at(message.at))
         events.append(event(done, status, error_code=code, error_message=text))
     elif message.scenario != "no_outcome":
         events.append(event(done, "delivered"))

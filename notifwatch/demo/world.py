@@ -128,6 +128,15 @@ class Customer:
     device_id: str
     stale_token: bool = False
     company: str = ""  # business accounts get billing webhooks
+    # A customer who changed their email address during the week: the address before.
+    former_email: str = ""
+    moved_at: datetime | None = None
+
+    def email_at(self, moment: datetime) -> str:
+        """The address on file at that moment: every sender had the new one from the change."""
+        if self.moved_at and moment < self.moved_at:
+            return self.former_email
+        return self.email
 
 
 @dataclass
@@ -210,12 +219,15 @@ def local_window(now: datetime, tz: ZoneInfo, days_ago: int, start: float, end: 
 def build_world(seed: int, now: datetime, size: int) -> World:
     tz = ZoneInfo(settings.TIME_ZONE)
     rng = random.Random(f"{seed}:customers")
+    customers = build_customers(rng, max(150, min(3000, size // 8)))
+    # One customer changed their email address three days ago, at 9:00 their time.
+    customers[3].moved_at = local_window(now, tz, 3, 9, 10).start
     return World(
         seed=seed,
         now=now,
         size=size,
         tz=tz,
-        customers=build_customers(rng, max(150, min(3000, size // 8))),
+        customers=customers,
         outage=local_window(now, tz, 4, 13, 16),
         auth=local_window(now, tz, 2, 14, 16),
         rejected=local_window(now, tz, 2, 14, 18),
@@ -259,6 +271,10 @@ def build_customers(rng: random.Random, count: int) -> list[Customer]:
         )
     # Two customer ids share one address: a household using one mailbox.
     customers[1].email = customers[0].email
+    # One customer moved to another mail provider: same name, another domain.
+    local_part, _, domain = customers[3].email.partition("@")
+    former = f"{local_part}@{'example.org' if domain != 'example.org' else 'example.com'}"
+    customers[3].former_email = former if former not in seen else f"{local_part}.old@{domain}"
     for index, platform in ((7, "android"), (8, "ios")):
         customers[index].platform = platform
         customers[index].device_id = customers[index].device_id or f"dev_{hexs(rng, 10)}"

@@ -217,6 +217,18 @@ def test_duplicates_identity_and_ordering(seeded):
     assert late_sent
 
 
+def test_one_customer_changed_their_email_address_mid_week(seeded):
+    from notifwatch.failures.explain import explain
+    from notifwatch.failures.models import FailureGroup
+
+    moved = FailureGroup.objects.get(kind="identity", detail__problem="changed_recipient")
+    assert moved.title == "Customer cus_10004 reached at 2 email addresses"
+    old, new = (a["recipient"] for a in moved.detail["addresses"])
+    sentence = explain(moved, personal=False).sentence
+    assert f"{old} until" in sentence and f"then at {new} from" in sentence
+    assert "the email address probably changed" in sentence
+
+
 def later_arrival(notification, first: str, then: str) -> bool:
     """Whether the provider's `first` callback arrived after its `then` callback."""
     events = {e.event_type: e for e in notification.events.filter(source__slug="twilio")}
