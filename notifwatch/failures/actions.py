@@ -57,7 +57,11 @@ def locked(group: FailureGroup) -> FailureGroup:
 def assign(
     group: FailureGroup, *, team: Team | None = None, assignee=None, actor=None, rule: str = ""
 ) -> FailureGroup:
-    """Set the team and/or the person; assigning a person never clears the team."""
+    """Set the team and/or the person; assigning a person never clears the team.
+
+    Giving it the owner it already has changes nothing and writes nothing: no history row, no
+    audit entry ("assigned to the same owner again" is not a turning point).
+    """
     with transaction.atomic():
         group = locked(group)
         old = {"team": group.team_id, "assignee": group.assignee_id, "status": group.status}
@@ -67,8 +71,10 @@ def assign(
             group.assignee = assignee
         if group.status == Status.NEW and (group.team_id or group.assignee_id):
             group.status = Status.ASSIGNED
-        group.save(update_fields=["team", "assignee", "status", "updated_at"])
         new = {"team": group.team_id, "assignee": group.assignee_id, "status": group.status}
+        if new == old:
+            return group
+        group.save(update_fields=["team", "assignee", "status", "updated_at"])
         write_history(group, HistoryKind.ASSIGNED, actor=actor, rule=rule, old=old, new=new)
     return group
 

@@ -76,6 +76,22 @@ def test_it_never_clears_the_team_when_assigning_a_person(group, team, reviewer,
     assert (group.team, group.assignee) == (other, viewer)
 
 
+def test_assigning_the_owner_it_already_has_writes_nothing(group, team, reviewer, viewer):
+    assign(group, team=team, assignee=viewer, actor=reviewer)
+    updated_at = FailureGroup.objects.get(pk=group.pk).updated_at
+    rows, entries = GroupHistory.objects.count(), AuditEntry.objects.count()
+
+    assign(group, team=team, actor=reviewer)
+    assign(group, assignee=viewer, rule="owner rule 1 (delivery failures)")
+    assign(group, team=team, assignee=viewer, actor=reviewer)
+
+    assert (GroupHistory.objects.count(), AuditEntry.objects.count()) == (rows, entries)
+    assert FailureGroup.objects.get(pk=group.pk).updated_at == updated_at
+    # A real change still writes its row and entry.
+    assign(group, assignee=reviewer, actor=reviewer)
+    assert (GroupHistory.objects.count(), AuditEntry.objects.count()) == (rows + 1, entries + 1)
+
+
 def test_it_keeps_a_decided_status_when_assigning(group, team, reviewer):
     set_status(group, Status.ACCEPTED, actor=reviewer)
     assign(group, team=team, actor=reviewer)

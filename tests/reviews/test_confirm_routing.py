@@ -35,12 +35,16 @@ def test_it_keeps_each_team_as_a_decision_of_its_own(reviewer, routed, week):
         assert item.decided_by == reviewer
         group.refresh_from_db()
         assert group.status == Status.ASSIGNED
-        assert GroupHistory.objects.filter(group=group, actor=reviewer).exists()
+        # Keeping the team the rule gave changes nothing on the exception: its history gets no
+        # "assigned to the same owner again" row; the decision is the item's (minutes, trail).
+        assert not GroupHistory.objects.filter(group=group, actor=reviewer).exists()
     # Untouched: the unowned new exception still waits for a decision of its own.
     assert items[week.new.pk].decision == ""
     entry = AuditEntry.objects.get(action="review.routing_confirmed")
     assert entry.new == {"items": 2, "teams": {"Billing": 2}}
-    assert AuditEntry.objects.filter(action="review.decided").count() == 2
+    decided = AuditEntry.objects.filter(action="review.decided")
+    assert sorted(e.new["exception"] for e in decided) == sorted(g.pk for g in routed)
+    assert not AuditEntry.objects.filter(action="exception.assigned", actor=reviewer).exists()
     # A second click finds nothing left.
     assert confirm_routing(review, actor=reviewer) == 0
 
