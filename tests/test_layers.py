@@ -26,6 +26,8 @@ audit), with what everyone needs at the bottom and what only the site needs at t
   `failures.reasons` (the reason catalogue) and `failures.unknown_codes` are applied by the
   provider adapters while reading a call and by recording while storing an event, long before
   detection. They live with the app whose vocabulary they are, but under both stages.
+  `audit.wording` is the trail's vocabulary: every action code in words, read by an
+  exception's history (failures) and by the audit page, so it sits under both.
 - deliveries: notifications and delivery events, recording, counts, lookups. It is below ingest,
   not above: ingest's importer and processing call `deliveries.recording`, not the other way.
 - ingest: sources, raw events, adapters, mappings, imports, reprocessing.
@@ -82,6 +84,7 @@ ROOMS = (
     ("notifwatch.ingest.canonical", "vocabulary"),
     ("notifwatch.failures.reasons", "vocabulary"),
     ("notifwatch.failures.unknown_codes", "vocabulary"),
+    ("notifwatch.audit.wording", "vocabulary"),
     ("notifwatch.*.views", "site"),
     ("notifwatch.*.*_views", "site"),
     ("notifwatch.*.admin", "site"),
@@ -370,6 +373,7 @@ def test_the_checker_places_modules_in_their_rooms():
     assert room_of("notifwatch.ingest.migrations.0001_initial") == "records"
     assert room_of("notifwatch.audit.actions") == "trail"
     assert room_of("notifwatch.audit.exports") == "audit"
+    assert room_of("notifwatch.audit.wording") == "vocabulary"
     assert room_of("notifwatch.ingest.source_views") == "site"
     assert room_of("notifwatch.ingest.providers.email") == "ingest"
     assert room_of("notifwatch.demo.management.commands.seed_demo") == "demo"

@@ -3,10 +3,12 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from notifwatch.accounts.access import READ_ROLES, role_required
+from notifwatch.accounts.access import READ_ROLES, role_required, sees_personal_data
+from notifwatch.accounts.masking import shown_text
 from notifwatch.audit.downloads import EXPORT_ROLES, download
 from notifwatch.audit.filters import AuditFilter
 from notifwatch.audit.models import AuditEntry
+from notifwatch.audit.wording import VALUE_CHARS, entries_in_words
 from notifwatch.lib.paging import older_than, parse_time_cursor, time_cursor
 
 PAGE = 50
@@ -24,6 +26,11 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     page = list(entries[: PAGE + 1])
     more = len(page) > PAGE
     page = page[:PAGE]
+    personal = sees_personal_data(request.user)
+    for entry, words in zip(page, entries_in_words(page, personal=personal), strict=True):
+        entry.words = words
+        # An exception's title (its target's name) may quote an address or a number.
+        entry.target_label = shown_text(entry.target_label, personal=personal, limit=VALUE_CHARS)
     query = request.GET.copy()
     query.pop("before", None)
     next_query = None

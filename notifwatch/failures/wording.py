@@ -3,13 +3,12 @@
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils import dateformat, timezone
 
 from notifwatch.accounts.masking import shown_text
-from notifwatch.accounts.models import Team
+from notifwatch.audit.wording import entry_words, names_for
 from notifwatch.deliveries.models import Channel
 from notifwatch.deliveries.wording import words
 from notifwatch.failures import bulk
@@ -82,31 +81,39 @@ class HistoryRow:
     at: datetime
     who: str
     system: bool
-    what: str
+    action: str  # "Assigned"
+    changes: list[str]  # ["Team: CRM admins → Engineering"]
     comment: str
     link: str = ""
     link_text: str = ""
+    # An assignment that changed nothing (written before such calls stopped writing): kept in
+    # the data, not shown as a turning point.
+    no_change: bool = False
+
+    @property
+    def what(self) -> str:
+        """The whole sentence on one line: "Assigned · Team: CRM admins → Engineering"."""
+        return " · ".join([self.action, *self.changes])
 
 
 def history_rows(group: FailureGroup, personal: bool) -> list[HistoryRow]:
-    """Every turning point, oldest first, with team and person ids put back into names."""
+    """Every turning point, oldest first, worded as the audit trail words its entries (team and
+    person ids put back into names, looked up once for all)."""
     entries = list(GroupHistory.objects.filter(group=group).select_related("actor"))
-    team_ids, user_ids = set(), set()
-    for entry in entries:
-        for side in (entry.old, entry.new):
-            if isinstance(side, dict):
-                team_ids.add(side.get("team"))
-                user_ids.add(side.get("assignee"))
-    teams = dict(Team.objects.filter(pk__in=team_ids - {None}).values_list("pk", "name"))
-    users = {u.pk: person(u) for u in get_user_model().objects.filter(pk__in=user_ids - {None})}
+    names = names_for(side for entry in entries for side in (entry.old, entry.new))
     rows = []
     for entry in entries:
+        words = entry_words(
+            f"exception.{entry.kind}", entry.old, entry.new, names=names, personal=personal
+        )
         row = HistoryRow(
             at=entry.at,
             who=person(entry.actor) if entry.actor else f"System · {entry.rule or 'notifwatch'}",
             system=entry.actor is None,
-            what=history_words(entry, teams, users),
+            action=words.action,
+            changes=words.changes,
             comment=shown_text(entry.comment, personal=personal),
+            no_change=entry.kind == HistoryKind.ASSIGNED and words.changes == ["Nothing changed"],
         )
         merged = (entry.new or {}) if entry.kind == HistoryKind.MERGED else {}
         other = merged.get("merged_into") or merged.get("merged_from")
@@ -114,29 +121,6 @@ def history_rows(group: FailureGroup, personal: bool) -> list[HistoryRow]:
             row.link, row.link_text = reverse("exception_detail", args=[other]), f"#{other}"
         rows.append(row)
     return rows
-
-
-def history_words(entry: GroupHistory, teams: dict, users: dict) -> str:
-    old = entry.old if isinstance(entry.old, dict) else {}
-    new = entry.new if isinstance(entry.new, dict) else {}
-    if entry.kind == HistoryKind.ASSIGNED:
-        changes = []
-        if old.get("team") != new.get("team"):
-            changes.append(f"team {teams.get(new.get('team'), 'none')}")
-        if old.get("assignee") != new.get("assignee"):
-            changes.append(f"person {users.get(new.get('assignee'), 'none')}")
-        return "Assigned to " + (" and ".join(changes) or "the same owner again")
-    if entry.kind in (HistoryKind.STATUS, HistoryKind.WOKE, HistoryKind.REGRESSED):
-        before, after_ = status_label(old.get("status")), status_label(new.get("status"))
-        return f"{entry.get_kind_display()}: {before} → {after_}"
-    if entry.kind == HistoryKind.SNOOZED:
-        until = parse_moment(new.get("until"))
-        return "Snoozed " + snooze_words(until, new.get("wake_at_occurrences"))
-    if entry.kind == HistoryKind.MERGED:
-        return "Merged into" if new.get("merged_into") else "Merged in"
-    if entry.kind == HistoryKind.CREATED:
-        return "Created"
-    return entry.get_kind_display()
 
 
 def change_words(change: bulk.Change) -> str:

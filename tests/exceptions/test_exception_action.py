@@ -58,7 +58,8 @@ def test_it_assigns_a_team(client, reviewer, bounced, teams):
         str(bounced.pk),
     )
     assert "Owner: CRM admins (team)." in content
-    assert "rita</strong> — Assigned to team CRM admins" in content
+    assert "rita</strong> — Assigned" in content
+    assert "Team: none → CRM admins" in content
 
 
 def test_it_keeps_the_team_when_assigning_a_person(client, reviewer, viewer, bounced, teams):
@@ -253,7 +254,7 @@ def test_it_answers_htmx_with_the_owner_panel_and_the_history(client, reviewer, 
     )
     assert '<span class="badge x-assigned">Assigned</span>' in content
     assert '<section class="panel" id="history" hx-swap-oob="true">' in content
-    assert "rita</strong> — Assigned to team Billing" in content
+    assert "rita</strong> — Assigned" in content and "Team: none → Billing" in content
     # The status badge in the page heading follows along.
     assert '<span id="head-status" hx-swap-oob="true"><span class="badge x-assigned">' in content
     assert "Latest occurrences" not in content

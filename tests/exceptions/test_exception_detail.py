@@ -333,12 +333,16 @@ def test_it_shows_the_full_history_with_people_and_rules(client, viewer, reviewe
 
     history = content[content.index('id="history"') :]
     expected = [
-        "System · delivery failures</strong> — Created",
-        f"System · owner rule {rule.pk} (delivery failures)</strong> — Assigned to team CRM admins",
-        "rita</strong> — Assigned to person rita",
-        "rita</strong> — Note",
+        "System · delivery failures</strong> — Opened",
+        f"System · owner rule {rule.pk} (delivery failures)</strong> — Assigned",
+        "Team: none → CRM admins",
+        "Status: New → Assigned",
+        "rita</strong> — Assigned",
+        "Assignee: nobody → rita",
+        "rita</strong> — Added a note",
         "Asked CRM to fix s•••@example.com",  # notes are masked for viewers too
-        "rita</strong> — Status changed: Assigned → Resolved",
+        "rita</strong> — Resolved",
+        "Status: Assigned → Resolved",
         "Addresses corrected",
     ]
     positions = [history.index(text) for text in expected]
@@ -354,9 +358,9 @@ def test_it_points_a_merged_exception_at_the_kept_one(client, reviewer, db):
     content = page(client, gone)
 
     assert f'Merged into <a href="{reverse("exception_detail", args=[kept.pk])}">' in content
-    assert "rita</strong> — Merged into" in content
+    assert "rita</strong> — Merged into another exception" in content
     assert reverse("exception_action", args=[gone.pk]) not in content  # decide on the kept one
-    assert "Merged in" in page(client, kept)
+    assert "rita</strong> — Took in another exception" in page(client, kept)
 
 
 @pytest.mark.parametrize("role", ["admin_user", "reviewer"])
