@@ -16,7 +16,7 @@ from django_htmx.http import HttpResponseClientRedirect, push_url
 from notifwatch.accounts.access import READ_ROLES, membership_of, role_required, sees_personal_data
 from notifwatch.accounts.masking import mask_text
 from notifwatch.accounts.models import Role, Team
-from notifwatch.failures.explain import explain
+from notifwatch.failures.explain import explain, raw_said
 from notifwatch.failures.forms import PersonChoiceField, TeamChoiceField, people
 from notifwatch.failures.models import Decision, FailureGroup, Review, ReviewItem
 from notifwatch.failures.reviews import (
@@ -344,13 +344,17 @@ def review_context(
     item = items[index]
     group = FailureGroup.objects.select_related("source", "team", "assignee").get(pk=item.group_id)
     group.title = item.shown_title
+    personal = sees_personal_data(request.user)
     ctx |= {
         "item": item,
         "group": group,
         "number": index + 1,
         "previous": items[index - 1] if index > 0 else None,
         "next": items[index + 1] if index + 1 < len(items) else None,
-        "explanation": explain(group, sees_personal_data(request.user)),
+        "explanation": explain(group, personal),
+        # The card shows the provider's own words it would otherwise only point to: the
+        # exception page's, from its newest occurrences (one query, two without an error).
+        "raw_said": raw_said(group, personal),
         "owner": owner_words(group),
         "where": where_words(group),
     }

@@ -3,9 +3,11 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
+from notifwatch.deliveries.models import Notification
 from notifwatch.failures.models import Review
 from notifwatch.failures.reasons import reason_by_key
 from notifwatch.failures.reviews import decide, finish_review, start_review
+from tests.exceptions.data import event, record_failures, send
 from tests.reviews.data import ago
 
 
@@ -198,6 +200,52 @@ def test_readers_see_masked_titles(client, viewer, reviewer, json_source):
     assert "c•••@example.com is used by 2 customer ids" in content
     client.force_login(reviewer)
     assert "chloe.martin@example.com is used" in page(client, url(review))
+
+
+def test_the_card_shows_the_provider_text_it_used_to_point_to(
+    client, reviewer, viewer, json_source
+):
+    said = "550 5.1.1 <chloe.martin@example.com>: Recipient address rejected."
+    send(
+        json_source,
+        event(
+            "order-77",
+            "bounced",
+            ago(hours=3).isoformat(),
+            "cus_77",
+            recipient="chloe.martin@example.com",
+            code="550",
+            message=said + " Check the address with the customer." * 20,
+        ),
+    )
+    record_failures(Notification.objects.filter(source=json_source, counts_as_failure=True))
+    review, _ = start_review(reviewer)
+    client.force_login(reviewer)
+
+    content = page(client, url(review))
+
+    card = content[content.index('<section class="panel review-card"') :]
+    card = card[: card.index("</section>")]
+    assert "Sendgrid said, verbatim (latest example)" in card
+    assert f"550 — {said} Check the address" in card
+    assert "customer. Check the address with the customer." * 19 not in card  # bounded
+    assert "Open the exception: every occurrence, the chart and the full history →" in card
+    assert "provider text" not in card
+
+    client.force_login(viewer)
+    card = page(client, url(review))
+    assert "chloe.martin@example.com" not in card
+    assert "550 — 550 5.1.1 <c•••@example.com>: Recipient address rejected." in card
+
+
+def test_a_card_without_provider_text_shows_none(client, reviewer, review):
+    client.force_login(reviewer)
+    silent = review.items.get(group__kind="silence")
+
+    content = page(client, url(review, silent))
+
+    assert "verbatim" not in content
+    assert "Open the exception: every occurrence, the chart and the full history →" in content
 
 
 def test_an_unknown_review_is_not_found(client, reviewer, db):
