@@ -34,6 +34,7 @@ from notifwatch.failures.impact import (
     RECENT_FIELDS,
     WEEK,
     recent_counts,
+    refresh_impact,
     refresh_replaced,
 )
 from notifwatch.failures.models import FailureGroup, Fingerprint, Kind, Occurrence, Status
@@ -1142,7 +1143,10 @@ def detect_silence(now: datetime) -> set[int]:
     for (pk, purpose), verdict in silent.items():
         problems.extend(silence_problems(sources[pk], purpose, verdict, top, now))
     problems.sort(key=lambda p: p.occurred_at)
-    return record(problems, rule="silence", retitle=lambda group, p: (p.title, p.detail))
+    grown = record(problems, rule="silence", retitle=lambda group, p: (p.title, p.detail))
+    # The people left without an outcome are in the detail the retitle just wrote.
+    refresh_impact(grown)
+    return grown
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -1282,7 +1286,7 @@ def silence_problems(
     hours_text = f"{span} hour{'s' if span != 1 else ''}"
     expected = round(verdict.expected)
     schedule = settings.NOTIFWATCH_SILENCE_SCHEDULES.get(source.slug)
-    sent = without_outcome = None
+    sent = without_outcome = people = None
     if purpose is not None:
         last = DeliveryEvent.objects.filter(
             source_id=source.pk,
@@ -1303,7 +1307,9 @@ def silence_problems(
         last = last_activity([source.pk]).get(source.pk)
         since = last or verdict.hours[0]
         if source.kind not in (SourceKind.JSON, SourceKind.CSV):
-            sent, without_outcome = sends_through(source, max(since, top - LOOKBACK), now)
+            sent, without_outcome, people = sends_through(
+                source, max(since, top - LOOKBACK), now
+            )
         noun = CHANNEL_NOUNS[PROVIDER_CHANNEL.get(source.kind, "email")]
         if sent:
             mode, owner = "provider_stopped_reporting", "provider"
@@ -1348,6 +1354,8 @@ def silence_problems(
         "hours": span,
         "sent_meanwhile": sent,
         "without_outcome": without_outcome,
+        # Their impact: silent hours have no people, the sends left without an outcome do.
+        "people_without_outcome": people,
     }
     value = f"silence|{source.pk}" + (f"|{purpose}" if purpose is not None else "")
     prefix = f"{source.slug}:{purpose}:" if purpose is not None else f"{source.slug}:"
@@ -1367,9 +1375,11 @@ def silence_problems(
     ]
 
 
-def sends_through(source: Source, since: datetime, now: datetime) -> tuple[int, int]:
-    """Notifications a sender logged as sent through this provider since `since`, and how many
-    of them have no outcome yet: the provider's messages keep being logged, no report comes."""
+def sends_through(source: Source, since: datetime, now: datetime) -> tuple[int, int, int]:
+    """Notifications a sender logged as sent through this provider since `since`; how many of
+    them have no outcome yet (the provider's messages keep being logged, no report comes); and
+    the people those are for (customer ids, or recipients where there is none), counted like
+    every other exception's impact."""
     sent_ids = (
         DeliveryEvent.objects.filter(
             occurred_at__gte=since,
@@ -1382,8 +1392,12 @@ def sends_through(source: Source, since: datetime, now: datetime) -> tuple[int, 
     )
     sent = sent_ids.distinct().count()
     if not sent:
-        return sent, 0
-    without_outcome = Notification.objects.filter(
-        pk__in=sent_ids, final_status__in=NOT_SETTLED
-    ).count()
-    return sent, without_outcome
+        return sent, 0, 0
+    waiting = Notification.objects.filter(pk__in=sent_ids, final_status__in=NOT_SETTLED)
+    people = waiting.aggregate(
+        customers=Count("customer_id", distinct=True, filter=~Q(customer_id="")),
+        recipients=Count(
+            "recipient", distinct=True, filter=Q(customer_id="") & ~Q(recipient="")
+        ),
+    )
+    return sent, waiting.count(), people["customers"] + people["recipients"]

@@ -114,6 +114,8 @@ EXPLAINED_KEYS = {
     "expected",
     "hours",
     "sent_meanwhile",
+    "without_outcome",
+    "people_without_outcome",
     "customer_id",  # one customer id, several addresses: worded with its addresses
     "address_count",
 }
@@ -226,6 +228,17 @@ def kind_facts(group: FailureGroup, detail: dict, show) -> list[tuple[str, str, 
         if detail.get("sent_meanwhile"):
             facts.append(
                 ("Sent meanwhile", f"{detail['sent_meanwhile']} through this provider", "")
+            )
+        if detail.get("without_outcome"):
+            people = detail.get("people_without_outcome") or 0
+            facts.append(
+                (
+                    "Without an outcome",
+                    f"{detail['without_outcome']} of them, for {people} "
+                    f"{'person' if people == 1 else 'people'}: counted as not reached until "
+                    "the provider reports",
+                    "",
+                )
             )
     for key, value in sorted(detail.items()):
         if key not in EXPLAINED_KEYS and isinstance(value, str | int | float) and value != "":

@@ -10,7 +10,9 @@ recipient (address, phone number or device) of those. Two failures to one addres
 customer id are one person, not two and not none. How many of them were counted by recipient is
 kept beside them (`customers_affected_by_recipient`, `customers_not_reached_by_recipient`), so
 the queue and the review can say which count they show. Problems that are not notifications (a
-quarantined event, a silent hour) have no people: their impact is their occurrences.
+quarantined event, a silent hour) have no people: their impact is their occurrences, except
+for a provider that stopped reporting, whose impact is the people its sends left without an
+outcome (counted by the silence rule, kept in the exception's detail).
 
 Reached anyway. A problem's customer was reached anyway when a *replacement* reached them: another
 notification of the same purpose to the same person (the same customer id; the same recipient
@@ -144,7 +146,7 @@ def refresh_impact(group_ids) -> None:
         )
         .order_by()
     }
-    for group in FailureGroup.objects.filter(pk__in=group_ids).only(*IMPACT_FIELDS):
+    for group in FailureGroup.objects.filter(pk__in=group_ids).only(*IMPACT_FIELDS, "detail"):
         row = counts.get(group.pk)
         if row is None:
             continue
@@ -161,6 +163,10 @@ def refresh_impact(group_ids) -> None:
             "last_seen": max(group.last_seen, row["last"]),
             **{name: row[name] for name in RECENT_FIELDS},
         }
+        waiting = (group.detail or {}).get("people_without_outcome")
+        if waiting:
+            # Nobody can say yet whether they got it: not reached until an outcome comes.
+            figures.update(customers_affected=waiting, customers_not_reached=waiting)
         if all(getattr(group, name) == value for name, value in figures.items()):
             continue
         FailureGroup.objects.filter(pk=group.pk).update(**figures, updated_at=now)

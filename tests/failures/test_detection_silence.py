@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from notifwatch.failures.detection import detect_silence
+from notifwatch.failures.explain import explain
 from notifwatch.failures.models import FailureGroup, Kind, Occurrence
 from notifwatch.ingest.actions import save_source
 from tests.failures.test_detection_builders import (
@@ -105,6 +106,11 @@ def test_a_provider_that_stopped_reporting_counts_the_sends_left_without_an_outc
         "have no outcome"
     )
     assert group.detail["without_outcome"] == 9
+    # Its impact is the people those sends were for: nobody knows yet whether they got them.
+    assert (group.customers_affected, group.customers_not_reached) == (9, 9)
+    facts = {label: text for label, text, _ in explain(group, personal=False).facts}
+    assert facts["Sent meanwhile"] == "12 through this provider"
+    assert facts["Without an outcome"].startswith("9 of them, for 9 people")
 
 
 def test_a_provider_nothing_was_sent_through_is_told_apart(postmark):
