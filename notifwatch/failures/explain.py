@@ -337,6 +337,18 @@ def by_sources(address: dict) -> str:
 
 
 RAW_SAID_WITHIN = 200
+# How a reader knows the providers senders name in lower case ("apns said" reads as a typo).
+PROVIDER_WORDS = {
+    "apns": "Apple (APNs)",
+    "fcm": "Firebase (FCM)",
+    "ses": "Amazon SES",
+    "amazon_ses": "Amazon SES",
+    "sendgrid": "SendGrid",
+    "postmark": "Postmark",
+    "mailgun": "Mailgun",
+    "twilio": "Twilio",
+    "smtp": "The mail server",
+}
 
 
 def raw_said(group: FailureGroup, personal: bool) -> RawSaid | None:
@@ -359,7 +371,11 @@ def raw_said(group: FailureGroup, personal: bool) -> RawSaid | None:
         n = occurrence.notification
         message = shown_text(n.error_message, personal=personal)
         url = reverse("notification_detail", args=[n.pk])
-        return RawSaid(f"{n.provider or 'The provider'} said", n.error_code, message, url)
+        provider = PROVIDER_WORDS.get(n.provider.strip().lower(), n.provider) or "The provider"
+        # "BadDeviceToken — BadDeviceToken": a message that only repeats the code says nothing.
+        if message.strip() == n.error_code.strip():
+            message = ""
+        return RawSaid(f"{provider} said", n.error_code, message, url)
     occurrence = (
         Occurrence.objects.filter(pk__in=newest, raw_event__isnull=False)
         .exclude(raw_event__reason="")

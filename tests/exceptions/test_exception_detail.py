@@ -44,7 +44,7 @@ def test_it_puts_the_readable_reason_first_and_the_raw_text_beside_it(client, vi
     assert content.index(BOUNCE_MESSAGE) < content.index("customers not reached at all")
     assert "Whoever keeps the customer's contact details (CRM, billing or support)" in content
     assert "Retrying helps?</dt><dd>No — it is permanent" in content
-    assert "Sendgrid said, verbatim" in content
+    assert "SendGrid said, verbatim" in content
     assert f"550 — {BOUNCE_MESSAGE}" in content
 
 

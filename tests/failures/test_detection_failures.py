@@ -282,3 +282,30 @@ def test_a_title_names_both_statuses_when_they_arrive_together(json_source):
     assert FailureGroup.objects.get().title.startswith(
         "Order confirmation emails bounced or were suppressed: "
     )
+
+
+def test_the_provider_text_beside_a_reason_names_the_provider_as_readers_know_it(json_source):
+    from notifwatch.failures.explain import raw_said
+
+    at = timezone.now() - timedelta(hours=1)
+    push = {"channel": "push", "recipient": "device-token-1", "provider": "apns"}
+    import_events(
+        json_source,
+        [
+            event("k-p1", "sent", at, **push),
+            event(
+                "k-p1",
+                "failed",
+                at + timedelta(seconds=2),
+                error_code="BadDeviceToken",
+                error_message="BadDeviceToken",
+                **push,
+            ),
+        ],
+    )
+    detect_delivery_failures(since())
+
+    said = raw_said(FailureGroup.objects.get(), personal=True)
+    assert said.label == "Apple (APNs) said"
+    # A message that only repeats the code is not shown twice.
+    assert (said.code, said.message) == ("BadDeviceToken", "")

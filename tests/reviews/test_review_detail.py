@@ -226,7 +226,7 @@ def test_the_card_shows_the_provider_text_it_used_to_point_to(
 
     card = content[content.index('<section class="panel review-card"') :]
     card = card[: card.index("</section>")]
-    assert "Sendgrid said, verbatim (latest example)" in card
+    assert "SendGrid said, verbatim (latest example)" in card
     assert f"550 — {said} Check the address" in card
     assert "customer. Check the address with the customer." * 19 not in card  # bounded
     assert "Open the exception: every occurrence, the chart and the full history →" in card
