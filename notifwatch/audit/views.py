@@ -1,5 +1,6 @@
 """The audit page and its export: every human and system action, filterable."""
 
+from django.apps import apps
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -48,8 +49,33 @@ def audit_list(request: HttpRequest) -> HttpResponse:
             "next_query": next_query,
             "filter_query": query.urlencode(),
             "may_export": request.user.membership.role in EXPORT_ROLES,
+            "target_words": target_words(request.GET, personal),
         },
     )
+
+
+def target_words(query, personal: bool) -> str:
+    """'Exception #9: Order confirmation emails bounced…' for a trail reached from an object's
+    page, so the filter reads as words rather than `failures.failuregroup` and `9`. The name is
+    the one the trail itself recorded (what the list shows anyway), never read from the object."""
+    target_type, target_id = query.get("target_type", ""), query.get("target_id", "")
+    if not (target_type and target_id):
+        return ""
+    try:
+        what = str(apps.get_model(target_type)._meta.verbose_name)
+    except (LookupError, ValueError):
+        what = target_type
+    if target_type == "failures.failuregroup":
+        what = "exception"  # the model is named for Python; people call it an exception
+    label = (
+        AuditEntry.objects.filter(target_type=target_type, target_id=target_id)
+        .order_by("-at", "-id")
+        .values_list("target_label", flat=True)
+        .first()
+    )
+    label = (label or "").removeprefix(f"#{target_id} ")  # an exception names itself "#9 title"
+    name = f": {shown_text(label, personal=personal, limit=VALUE_CHARS)}" if label else ""
+    return f"{what[:1].upper()}{what[1:]} #{target_id}{name}"
 
 
 @role_required(*EXPORT_ROLES)

@@ -87,3 +87,27 @@ def test_it_lets_viewers_read_but_not_export(client, viewer, trail):
 
 def test_it_needs_a_login(client):
     assert client.get("/audit/").status_code == 302
+
+
+def test_a_trail_reached_from_an_object_names_it_in_words(client, reviewer, trail):
+    client.force_login(reviewer)
+
+    page = client.get(
+        "/audit/", {"target_type": "ingest.source", "target_id": str(trail.pk)}
+    ).content.decode()
+
+    assert f"Entries about <strong>Source #{trail.pk}: " in page
+    # The raw values stay in the query (hidden), not in fields a reader has to decode.
+    assert 'type="hidden" name="target_type" value="ingest.source"' in page
+    assert 'value="ingest.source"' not in page.replace(
+        'type="hidden" name="target_type" value="ingest.source"', ""
+    )
+    assert "Show every entry" in page
+
+
+def test_the_trail_of_an_unknown_type_still_reads(client, reviewer, trail):
+    client.force_login(reviewer)
+
+    page = client.get("/audit/", {"target_type": "no.such", "target_id": "7"}).content.decode()
+
+    assert "Entries about <strong>No.such #7</strong>" in page
