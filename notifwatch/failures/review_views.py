@@ -22,6 +22,7 @@ from notifwatch.failures.models import Decision, FailureGroup, Review, ReviewIte
 from notifwatch.failures.reviews import (
     REVIEW_MINUTES,
     ReviewClosed,
+    agenda_words,
     confirm_routing,
     decide,
     finish_review,
@@ -228,12 +229,15 @@ def review_decide(request: HttpRequest, pk: int, item_pk: int) -> HttpResponse:
     form = DecisionForm(request.POST, decision=decision, group=item.group)
     if not form.is_valid():
         return render_review(request, review, item, bound=form)
+    # Deciding a routed item means the reviewer chose to go through them one by one: the walk
+    # goes on to the next of them.
+    walking_routed = routed_new_items(review).filter(pk=item.pk).exists()
     try:
         item = decide(item, decision, actor=request.user, **form.cleaned_data)
     except ReviewClosed:
         return closed(request, review)
     notice = f"Item {item.position}, #{item.group_id}: {decision_words(item)}."
-    following = next_undecided(review, after=item)
+    following = next_undecided(review, after=item, routed_too=walking_routed)
     if request.htmx:
         response = render_review(request, review, following, notice=notice)
         return push_url(response, item_url(review, following))
@@ -337,7 +341,12 @@ def review_context(
         "shortcuts": DECISIONS,
     }
     ctx["undecided"] = ctx["total"] - ctx["decided"]
-    ctx["routed"] = routed_summary(review) if can_change else None
+    # Routed new items wait, folded, until their teams are kept or someone walks them.
+    routed_ids = set(routed_new_items(review).values_list("pk", flat=True))
+    ctx["walk_items"] = [item for item in items if item.pk not in routed_ids]
+    ctx["routed_items"] = [item for item in items if item.pk in routed_ids]
+    ctx["walking_routed"] = bool(current and current.pk in routed_ids)
+    ctx["routed"] = routed_summary(ctx["routed_items"], ctx["undecided"])
     index = next((i for i, item in enumerate(items) if current and item.pk == current.pk), None)
     if index is None:
         return ctx
@@ -372,35 +381,36 @@ def review_context(
     return ctx
 
 
-def routed_summary(review: Review) -> dict | None:
-    """The new exceptions that one click can keep with their team: how many, and per team."""
-    teams = dict(
-        routed_new_items(review)
-        .values("group__team__name")
-        .annotate(n=Count("id"))
-        .values_list("group__team__name", "n")
-        .order_by("group__team__name")
-    )
-    if not teams:
+def routed_summary(routed_items: list[ReviewItem], undecided: int) -> dict | None:
+    """The new exceptions that one click can keep with their team: how many, per team, and
+    what is left to walk after that step."""
+    if not routed_items:
         return None
+    teams: dict[str, int] = {}
+    for item in routed_items:
+        teams[item.group.team.name] = teams.get(item.group.team.name, 0) + 1
+    count = len(routed_items)
     return {
-        "count": sum(teams.values()),
-        "teams": " · ".join(f"{name} {n}" for name, n in teams.items()),
+        "count": count,
+        "teams": " · ".join(f"{name} {n}" for name, n in sorted(teams.items())),
+        "left": undecided - count,
+        "first_url": routed_items[0].url,
     }
 
 
 def agenda(request: HttpRequest, review: Review) -> list[ReviewItem]:
     """The review's items in order, with what each may show to this user."""
     items = list(
-        review.items.select_related("group__team", "team", "assignee", "decided_by").order_by(
-            "position"
-        )
+        review.items.select_related(
+            "group__team", "group__assignee", "team", "assignee", "decided_by"
+        ).order_by("position")
     )
     for item in items:
         item.shown_title = shown(request, item.group.title)
         item.shown_note = shown(request, item.note)
         item.url = item_url(review, item)
         item.decision_words = decision_words(item) if item.decision else ""
+        item.agenda_words = agenda_words(item)
         item.owner_words = owner_words(item, unowned="")
     return items
 

@@ -81,7 +81,7 @@ def build_agenda(now: datetime, previous: Review | None) -> list[AgendaEntry]:
         if previous
         else "in the last 7 days"
     )
-    open_groups = FailureGroup.objects.open_for_review().select_related("source")
+    open_groups = FailureGroup.objects.open_for_review().select_related("source", "team")
     found: dict[int, AgendaEntry] = {}
 
     def offer(group: FailureGroup, reason: str, detail: str) -> None:
@@ -100,7 +100,10 @@ def build_agenda(now: datetime, previous: Review | None) -> list[AgendaEntry]:
             f"{source} has been quiet {since_words}: its own failures would go unseen.",
         )
     for group in open_groups.filter(created_at__gte=since):
-        offer(group, AgendaReason.NEW, f"New {since_words}.")
+        if is_routed(group):
+            offer(group, AgendaReason.NEW, f"New {since_words}, already routed to {group.team}.")
+        else:
+            offer(group, AgendaReason.NEW, f"New {since_words}.")
     for group, gained in grown_since(open_groups, since):
         before = group.occurrences - gained
         share = f" (+{round(100 * gained / before)}%)" if before else ""
@@ -119,15 +122,41 @@ def build_agenda(now: datetime, previous: Review | None) -> list[AgendaEntry]:
     for group in open_groups.filter(team__isnull=True, assignee__isnull=True):
         offer(group, AgendaReason.UNOWNED, "Still has no owner.")
 
+    # New exceptions a team already has go last: one step keeps them all (confirm_routing),
+    # so the walk starts with what needs a person.
     return sorted(
         found.values(),
         key=lambda entry: (
+            entry.reason == AgendaReason.NEW and is_routed(entry.group),
             REASON_ORDER.index(entry.reason),
             -entry.group.customers_not_reached,
             -entry.group.occurrences,
             entry.group.pk,
         ),
     )
+
+
+def is_routed(group: FailureGroup) -> bool:
+    """It already has a team to work on it (an owner rule's, or someone's): routed_new_items."""
+    return group.status == Status.ASSIGNED and group.team_id is not None
+
+
+def agenda_words(item: ReviewItem) -> str:
+    """The agenda badge: why the item is on the agenda, in words true for it.
+
+    A new exception a team already has is not new like an unowned one: "New · routed to
+    Billing" against "New · no owner". Once decided, the decision says the rest.
+    """
+    label = AgendaReason(item.reason_on_agenda).label
+    if item.reason_on_agenda != AgendaReason.NEW or item.decision:
+        return label
+    group = item.group
+    if group.team_id:
+        return f"{label} · routed to {group.team}"
+    if group.assignee_id:
+        assignee = group.assignee
+        return f"{label} · assigned to {assignee.get_full_name() or assignee.get_username()}"
+    return f"{label} · no owner"
 
 
 def grown_since(open_groups, since: datetime) -> list[tuple[FailureGroup, int]]:
@@ -341,9 +370,18 @@ def finish_review(review: Review, *, actor, note: str = "") -> Review:
     return review
 
 
-def next_undecided(review: Review, after: ReviewItem | None = None) -> ReviewItem | None:
-    """The next item still waiting for a decision, wrapping round to the start of the agenda."""
+def next_undecided(
+    review: Review, after: ReviewItem | None = None, *, routed_too: bool = False
+) -> ReviewItem | None:
+    """The next item still waiting for a decision, wrapping round to the start of the agenda.
+
+    The routed new items stay out of the walk until the reviewer keeps their teams in one step
+    or chooses to go through them one by one (`routed_too`): else a first review's hundred
+    routed items would bury the few that need a person.
+    """
     undecided = review.items.filter(decision="").order_by("position")
+    if not routed_too:
+        undecided = undecided.exclude(pk__in=routed_new_items(review).values("pk"))
     if after is not None:
         later = undecided.filter(position__gt=after.position).first()
         if later:
