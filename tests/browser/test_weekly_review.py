@@ -110,10 +110,32 @@ def test_a_reviewer_keeps_the_owner_rules_teams_in_one_step(
 
     page.goto(live_server.url + "/reviews/")
     page.get_by_role("button", name="Start this week's review").click()
-    expect(page.locator(".routed-confirm")).to_contain_text("2 new exceptions already have a team")
-    page.get_by_role("button", name="Keep the teams of 2").click()
+
+    # The first step, above the walk: what it does, how much it settles, the primary button.
+    first_step = page.locator(".routed-confirm")
+    expect(first_step).to_contain_text("First step")
+    expect(first_step).to_contain_text("2 of 4 items settled in one step")
+    expect(first_step).to_contain_text("2 new exceptions already have a team (CRM admins 2)")
+    keep = page.get_by_role("button", name="Keep the teams of 2")
+    expect(keep).to_have_class(re.compile(r"\bprimary\b"))
+    step_box, card_box = first_step.bounding_box(), page.locator(".review-card").bounding_box()
+    assert step_box["y"] + step_box["height"] <= card_box["y"]
+    # The walk starts with an unowned one; its badge says so, and "New" is said only once.
+    badges = page.locator(".review-card .counts .badge")
+    expect(badges.first).to_have_text("New · no owner")
+    assert [b for b in badges.all_inner_texts() if "New" in b] == ["New · no owner"]
+    # The routed ones are folded away until kept or opened.
+    routed_list = page.locator("#agenda-routed")
+    expect(routed_list.locator("summary")).to_have_text(
+        "Already routed: 2 new exceptions with a team"
+    )
+    expect(routed_list.get_by_text("New · routed to CRM admins").first).to_be_hidden()
+
+    keep.click()
 
     expect(page.get_by_text("Kept the team of 2 new exceptions.")).to_be_visible()
     expect(page.locator(".review-progress")).to_contain_text("2 decided, 2 to go")
     expect(page.locator(".routed-confirm")).to_have_count(0)
+    expect(page.locator("#agenda-routed")).to_have_count(0)
     assert AuditEntry.objects.filter(action="review.decided").count() == 2
+    assert AuditEntry.objects.filter(action="review.routing_confirmed").count() == 1
