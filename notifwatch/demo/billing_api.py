@@ -10,7 +10,14 @@ from notifwatch.demo.formats import hexs, secs, uuid4
 from notifwatch.demo.messages import EventIds, Message, canonical, recipient_of
 from notifwatch.demo.scenarios import assign, missing_form
 from notifwatch.demo.traffic import Call, batch_calls
-from notifwatch.demo.world import DAYS, DOWN_COMPANY, World, local_window
+from notifwatch.demo.world import (
+    DAYS,
+    DOWN_COMPANY,
+    REDRAWS,
+    World,
+    local_window,
+    subscription_id,
+)
 from notifwatch.ingest.models import Transport
 
 BILLING_PURPOSES = (
@@ -80,6 +87,7 @@ def billing_messages(world: World, rng: random.Random, count: int) -> list[Messa
     business = [c for c in world.customers if c.company]
     messages: list[Message] = []
     invoice = 40000
+    noticed: set[tuple[str, str]] = set()  # (purpose, subscription id)
     for _ in range(count):
         purpose, channel, _ = rng.choices(BILLING_PURPOSES, weights)[0]
         customer = rng.choice(business) if channel == "webhook" else world.pick_customer(rng)
@@ -95,7 +103,14 @@ def billing_messages(world: World, rng: random.Random, count: int) -> list[Messa
             at = world.pick_time(rng, "office")
         invoice += 1
         if purpose in ("renewal_notice", "usage_alert"):
-            ref = {"subscription_id": f"SUB-{rng.randint(3000, 3999)}"}
+            # One notice of a kind per subscription in the week: a second one would be a
+            # duplicate send the demo did not mean to show.
+            for _ in range(REDRAWS):
+                if (purpose, subscription_id(customer)) not in noticed:
+                    break
+                customer = world.pick_customer(rng)
+            noticed.add((purpose, subscription_id(customer)))
+            ref = {"subscription_id": subscription_id(customer)}
             key = f"{ref['subscription_id'].lower()}:{purpose}:{channel}:{invoice}"
         else:
             ref = {"invoice_id": f"INV-{world.now.year}-{invoice:06d}"}

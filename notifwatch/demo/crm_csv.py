@@ -12,7 +12,7 @@ from notifwatch.demo.formats import hexs, iso_s, secs
 from notifwatch.demo.messages import Message
 from notifwatch.demo.scenarios import assign, missing_form
 from notifwatch.demo.traffic import LogFile
-from notifwatch.demo.world import World, local_window
+from notifwatch.demo.world import REDRAWS, World, contract_id, local_window
 from notifwatch.ingest.importer import csv_lines
 
 CRM_PURPOSES = (
@@ -60,15 +60,24 @@ def crm_messages(world: World, rng: random.Random, count: int) -> list[Message]:
         local_window(world.now, world.tz, 1, 10, 10.75),
     ]
     messages: list[Message] = []
+    reminded: set[tuple[str, str]] = set()  # (purpose, contract id)
     for index in range(count):
         purpose, channel, provider, _ = rng.choices(CRM_PURPOSES, weights)[0]
-        customer = world.pick_customer(rng)
         if purpose == "spring_sale_campaign":
+            customer = world.pick_customer(rng)
             at = rng.choice(campaign_days).pick(rng)
             refs = {"campaign_id": "CMP-SPRING-25"}
         else:
+            # One reminder of a kind per contract in the week: a second one would be a
+            # duplicate send the demo did not mean to show.
+            customer = world.pick_customer(rng)
+            for _ in range(REDRAWS):
+                if (purpose, contract_id(customer)) not in reminded:
+                    break
+                customer = world.pick_customer(rng)
+            reminded.add((purpose, contract_id(customer)))
             at = world.pick_time(rng, "office")
-            refs = {"contract_id": f"CTR-{rng.randint(7000, 8999)}"}
+            refs = {"contract_id": contract_id(customer)}
         key = f"crm-{index + 1:06d}:{purpose}:{channel}"
         messages.append(
             Message(at, purpose, channel, customer, key, refs, provider, missing_form(rng))
@@ -171,9 +180,9 @@ def crm_broken_rows(world: World, rng: random.Random, day: str) -> str:
     # An unquoted comma in a campaign name, and a date typed the local way.
     return (
         f"crm-evt-9{rng.randint(100000, 999999)},{day}T11:04:00Z,crm-x1:renewal_reminder:email,email,"
-        f"renewal_reminder,delivered,1,{customer.id},{customer.email},CTR-7001,Spring, 2nd wave,brevo,"
+        f"renewal_reminder,delivered,1,{customer.id},{customer.email},{contract_id(customer)},Spring, 2nd wave,brevo,"
         f"crm-msg-{hexs(rng, 12)},,\n"
         f"crm-evt-9{rng.randint(100000, 999999)},{date_:%d/%m/%Y} 11:20,crm-x2:renewal_reminder:email,email,"
-        f"renewal_reminder,delivered,1,{customer.id},{customer.email},CTR-7002,,brevo,"
+        f"renewal_reminder,delivered,1,{customer.id},{customer.email},{contract_id(customer)},,brevo,"
         f"crm-msg-{hexs(rng, 12)},,\n"
     )

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from notifwatch.demo.formats import hexs, iso, secs, uuid4
 from notifwatch.demo.scenarios import assign, customer_fields, missing_form
 from notifwatch.demo.traffic import LogFile, shipped_at
-from notifwatch.demo.world import Customer, World
+from notifwatch.demo.world import REDRAWS, Customer, World
 
 PUSH_PURPOSES = (
     ("out_for_delivery_push", "order", 40),
@@ -43,17 +43,31 @@ class Push:
 def push_files(world: World, count: int) -> list[LogFile]:
     rng = world.rng("push")
     with_app = [c for c in world.customers if c.platform]
+    # Pushes about an order or a ticket go to whoever placed or opened it, if they have the app.
+    owned = {
+        "order": [("order_id", ref, c) for ref, c in world.orders.items() if c.platform],
+        "ticket": [("ticket_id", ref, c) for ref, c in world.tickets.items() if c.platform],
+    }
     weights = [w for *_, w in PUSH_PURPOSES]
     pushes = []
+    pushed: set[tuple[str, str]] = set()  # (purpose, order or ticket id)
     for index in range(count):
         purpose, ref, _ = rng.choices(PUSH_PURPOSES, weights)[0]
-        customer = rng.choice(with_app) if index > 1 else world.customers[7 + index]
-        refs = {
-            "order": {"order_id": f"ORD-{world.now.year}-{rng.randint(118000, 125000)}"},
-            "ticket": {"ticket_id": f"TCK-{rng.randint(55000, 59999)}"},
-            "product": {},
-            "campaign": {},
-        }[ref]
+        refs: dict[str, str] = {}
+        if index <= 1:
+            customer = world.customers[7 + index]
+            refs = own_ref(world, rng, ref, customer)
+        elif owned.get(ref):
+            # One push of a kind per order or ticket: a second would be a duplicate send.
+            name, value, customer = rng.choice(owned[ref])
+            for _ in range(REDRAWS):
+                if (purpose, value) not in pushed:
+                    break
+                name, value, customer = rng.choice(owned[ref])
+            pushed.add((purpose, value))
+            refs = {name: value}
+        else:
+            customer = rng.choice(with_app)
         push = Push(
             world.pick_time(rng, "evening"), purpose, customer, refs, form=missing_form(rng)
         )
@@ -65,6 +79,9 @@ def push_files(world: World, count: int) -> list[LogFile]:
             push.at = world.now - timedelta(minutes=8 + 12 * rng.random())
         elif push.scenario == "apns_unregistered":
             push.customer = world.pick_customer(rng, platform="ios", stale_token=False)
+            if push.refs:  # the order or ticket must be the new recipient's own
+                kind = "order" if "order_id" in push.refs else "ticket"
+                push.refs = own_ref(world, rng, kind, push.customer)
     entries = []
     for push in sorted(pushes, key=lambda p: p.at):
         for ts, record in push_results(push, rng):
@@ -80,6 +97,13 @@ def push_files(world: World, count: int) -> list[LogFile]:
         arrivals = {n: shipped_at(ts) for n, (ts, _) in enumerate(by_day[day], start=1)}
         files.append(LogFile("push-sender", f"push-results-{day}.jsonl", lines, arrivals))
     return files
+
+
+def own_ref(world: World, rng: random.Random, kind: str, customer: Customer) -> dict[str, str]:
+    """One of the customer's own orders or tickets, or no reference if they have none."""
+    ledger = {"order": world.orders, "ticket": world.tickets}.get(kind, {})
+    mine = [ref for ref, owner in ledger.items() if owner.id == customer.id]
+    return {f"{kind}_id": rng.choice(mine)} if mine else {}
 
 
 FCM_ERRORS = {

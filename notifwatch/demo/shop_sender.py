@@ -154,7 +154,19 @@ def shop_sends(world: World, count: int) -> list[Send]:
     sends.sort(key=lambda s: s.at)
     assign_downstream(world, rng, sends)
     sends.sort(key=lambda s: s.at)
+    for send in sends:
+        if "order_id" in send.refs:
+            world.orders[send.refs["order_id"]] = send.customer
     return sends
+
+
+def move_order(sends: list[Send], send: Send, customer: Customer) -> None:
+    """Give `send` to another customer, with every other message about its order: an order
+    belongs to one customer. Account messages (no order) move alone."""
+    order_id = send.refs.get("order_id")
+    for other in sends:
+        if other is send or (order_id and other.refs.get("order_id") == order_id):
+            other.customer = customer
 
 
 def assign_downstream(world: World, rng: random.Random, sends: list[Send]) -> None:
@@ -182,7 +194,7 @@ def assign_downstream(world: World, rng: random.Random, sends: list[Send]) -> No
     assign(rng, eligible("twilio", world.now - timedelta(hours=2)), TWILIO_SCENARIOS, "downstream")
     for send in sends:
         if send.downstream == "spam_block":
-            send.customer = corporate(world, rng)
+            move_order(sends, send, corporate(world, rng))
         elif send.downstream == "deferred_pending":
             send.at = world.now - timedelta(minutes=30 + 150 * rng.random())
         elif send.downstream in ("processed_only", "no_dlr"):

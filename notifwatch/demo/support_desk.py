@@ -61,6 +61,7 @@ def support_messages(world: World, rng: random.Random, count: int) -> list[Messa
     while len(messages) < count:
         ticket += 1
         customer = world.pick_customer(rng)
+        world.tickets[f"TCK-{ticket}"] = customer
         form = missing_form(rng)
         opened = world.pick_time(rng, "office")
         for seq, (purpose, channel, hours) in enumerate(ticket_steps(rng), start=1):

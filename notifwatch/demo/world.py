@@ -12,6 +12,9 @@ from django.conf import settings
 from notifwatch.demo.formats import hexs
 
 DAYS = 7
+# How often a generator draws again for a customer, order or ticket not yet used for a message of
+# that kind. In a very large demo all may be used: then a repeat beats an endless loop.
+REDRAWS = 50
 FIRST_NAMES = (
     "ana ben chloe dev emma farah gabriel hana ivan jonas kira liam maria noah omar priya "
     "quinn rosa sam tomas uma victor wei ximena yusuf zoe amir bianca carlos dina elena felix "
@@ -165,6 +168,11 @@ class World:
     silence: datetime  # Postmark stops reporting
     webhook_down: Window  # one business customer's billing endpoint refuses connections
     token_mixup: Window  # support-desk posts with a stale bearer token
+    # Who placed each order and opened each ticket, as the shop and the support desk recorded
+    # them: the push sender notifies about those same orders and tickets, to their owners, so an
+    # order lookup finds one customer across every sender.
+    orders: dict[str, Customer] = field(default_factory=dict)
+    tickets: dict[str, Customer] = field(default_factory=dict)
     _weights: dict[str, list[float]] = field(default_factory=dict)
 
     @property
@@ -205,6 +213,21 @@ class World:
             return rng.choice(self.customers)
         pool = [c for c in self.customers if all(getattr(c, k) == v for k, v in want.items())]
         return rng.choice(pool or self.customers)
+
+
+def customer_number(customer: Customer) -> int:
+    """0 for the first customer (cus_10001), 1 for the next, ..."""
+    return int(customer.id.removeprefix("cus_")) - 10001
+
+
+def subscription_id(customer: Customer) -> str:
+    """Each customer's one subscription: billing's renewal notices and usage alerts cite it."""
+    return f"SUB-{3001 + customer_number(customer)}"
+
+
+def contract_id(customer: Customer) -> str:
+    """Each customer's one contract: the CRM's renewal reminders cite it."""
+    return f"CTR-{7001 + customer_number(customer)}"
 
 
 def local_window(now: datetime, tz: ZoneInfo, days_ago: int, start: float, end: float) -> Window:
