@@ -1307,9 +1307,7 @@ def silence_problems(
         last = last_activity([source.pk]).get(source.pk)
         since = last or verdict.hours[0]
         if source.kind not in (SourceKind.JSON, SourceKind.CSV):
-            sent, without_outcome, people = sends_through(
-                source, max(since, top - LOOKBACK), now
-            )
+            sent, without_outcome, people = sends_through(source, max(since, top - LOOKBACK), now)
         noun = CHANNEL_NOUNS[PROVIDER_CHANNEL.get(source.kind, "email")]
         if sent:
             mode, owner = "provider_stopped_reporting", "provider"
@@ -1341,9 +1339,7 @@ def silence_problems(
     if verdict.observed == 0 and last:
         # Silent since the last report, not only over the hours judged: the exception's first
         # seen then says when the silence began, as the page's "last heard from" does.
-        stretch = hours_between(
-            max(hour_of(last) + timedelta(hours=1), top - LOOKBACK), top
-        )
+        stretch = hours_between(max(hour_of(last) + timedelta(hours=1), top - LOOKBACK), top)
         silent_hours = [h for h in stretch if in_schedule(h, schedule)] or silent_hours
     detail = {
         "mode": mode,
@@ -1396,8 +1392,6 @@ def sends_through(source: Source, since: datetime, now: datetime) -> tuple[int, 
     waiting = Notification.objects.filter(pk__in=sent_ids, final_status__in=NOT_SETTLED)
     people = waiting.aggregate(
         customers=Count("customer_id", distinct=True, filter=~Q(customer_id="")),
-        recipients=Count(
-            "recipient", distinct=True, filter=Q(customer_id="") & ~Q(recipient="")
-        ),
+        recipients=Count("recipient", distinct=True, filter=Q(customer_id="") & ~Q(recipient="")),
     )
     return sent, waiting.count(), people["customers"] + people["recipients"]

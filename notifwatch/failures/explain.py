@@ -17,9 +17,10 @@ from notifwatch.failures.detection import (
     CAUSE_UNKNOWN,
     CHANGED_RECIPIENT,
 )
+from notifwatch.failures.detection import what as messages_words
 from notifwatch.failures.models import FailureGroup, Kind, Occurrence
 from notifwatch.failures.reasons import reason_by_key
-from notifwatch.failures.wording import channel_words, when_words
+from notifwatch.failures.wording import when_words
 from notifwatch.lib.moments import duration_words, parse_moment
 
 
@@ -131,20 +132,19 @@ def explain(group: FailureGroup, personal: bool) -> Explanation:
 
     reason = reason_by_key(group.reason_key)
     source = str(group.source or "this source")
-    what = " ".join(filter(None, [words(group.purpose), channel_words(group)])) or "Notifications"
+    # "Out for delivery text messages", as the title says it (not "Out for delivery sms SMS").
+    what = messages_words(group.purpose, group.channel)
     kind_action = KIND_ACTIONS.get(group.kind, "")
     if reason:
         explanation = Explanation(reason.sentence, reason.action, permanent=reason.permanent)
     elif group.kind == Kind.DELIVERY_FAILURE:
         category = words(group.reason_category).lower() or "an unknown reason"
-        sentence = detail.get("reason") or f"{what} notifications failed: {category}."
+        sentence = detail.get("reason") or f"{what} failed: {category}."
         explanation = Explanation(sentence, detail.get("action") or kind_action)
     elif group.kind == Kind.LATE:
         window = duration_words(detail.get("window_seconds"))
         within = f"within {window}" if window else "within their timing window"
-        explanation = Explanation(
-            f"{what} notifications got no final status {within}.", kind_action
-        )
+        explanation = Explanation(f"{what} got no final status {within}.", kind_action)
     elif group.kind == Kind.DUPLICATE_SEND:
         cause = str(detail.get("cause") or "")
         phrase = CAUSE_PHRASES.get(cause, "") if cause != CAUSE_UNKNOWN else ""

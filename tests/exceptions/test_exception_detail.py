@@ -191,7 +191,7 @@ def test_it_masks_numbers_in_the_provider_text_for_viewers(client, viewer, revie
         (
             Kind.LATE,
             {"window_seconds": 900},
-            "Order confirmation Email notifications got no final status within 15 minutes.",
+            "Order confirmation emails got no final status within 15 minutes.",
         ),
         (
             Kind.DUPLICATE_SEND,

@@ -42,9 +42,7 @@ def test_a_sender_that_stopped_is_silent(json_source):
 
     group = FailureGroup.objects.get()
     assert group.kind == Kind.SILENCE
-    assert group.title == (
-        "Billing sender: nothing received (usually about 30 events in 3 hours)"
-    )
+    assert group.title == ("Billing sender: nothing received (usually about 30 events in 3 hours)")
     assert group.detail["mode"] == "stopped_sending"
     assert group.fix_owner == "our_setup"
     # Every hour since the last arrival (08:54) is silent, not only the three judged: the
@@ -86,13 +84,21 @@ def test_a_provider_that_stopped_reporting_counts_the_sends_left_without_an_outc
     arrivals(postmark, hours(TOP - timedelta(days=6), TOP - timedelta(hours=5)), per_hour=10)
     at = TOP - timedelta(hours=2)
     sends = [
-        event(f"k-{n}", "sent", at + timedelta(minutes=n), provider="postmark", customer_id=f"C-{n}")
+        event(
+            f"k-{n}", "sent", at + timedelta(minutes=n), provider="postmark", customer_id=f"C-{n}"
+        )
         for n in range(12)
     ]
     # The sender itself heard back about three of them (its own API call failed).
     outcomes = [
-        event(f"k-{n}", "failed", at + timedelta(minutes=n, seconds=30), provider="postmark",
-              customer_id=f"C-{n}", error_code="503")
+        event(
+            f"k-{n}",
+            "failed",
+            at + timedelta(minutes=n, seconds=30),
+            provider="postmark",
+            customer_id=f"C-{n}",
+            error_code="503",
+        )
         for n in range(3)
     ]
     import_events(json_source, sends + outcomes)
@@ -209,9 +215,7 @@ def test_a_purpose_that_stopped_within_a_busy_source(json_source):
 
     group = FailureGroup.objects.get()
     assert group.purpose == "password_reset"
-    assert group.title == (
-        "Billing sender: no password reset sends (usually about 18 in 3 hours)"
-    )
+    assert group.title == ("Billing sender: no password reset sends (usually about 18 in 3 hours)")
     assert group.first_seen == TOP.replace(hour=10)
     assert group.detail["mode"] == "purpose_stopped"
 

@@ -75,7 +75,14 @@ def callback(sid: str, status: str, code: str = "", to: str = "+12025550142") ->
         ("canceled", "", "failed", "unknown", "unknown", True),  # canceled by us, no code
         # Opt-outs are the customer's choice from either status: suppressed, not a failure.
         ("failed", "21610", "suppressed", "unsubscribed_suppressed", "recipient_choice", False),
-        ("undelivered", "63014", "suppressed", "unsubscribed_suppressed", "recipient_choice", False),
+        (
+            "undelivered",
+            "63014",
+            "suppressed",
+            "unsubscribed_suppressed",
+            "recipient_choice",
+            False,
+        ),
     ],
 )
 def test_a_refusal_settles_by_the_meaning_of_its_code(
