@@ -21,6 +21,7 @@ from notifwatch.failures.detection import what as messages_words
 from notifwatch.failures.models import FailureGroup, Kind, Occurrence
 from notifwatch.failures.reasons import reason_by_key
 from notifwatch.failures.wording import when_words
+from notifwatch.ingest.models import SourceKind
 from notifwatch.lib.moments import duration_words, parse_moment
 
 
@@ -337,16 +338,17 @@ def by_sources(address: dict) -> str:
 
 
 RAW_SAID_WITHIN = 200
-# How a reader knows the providers senders name in lower case ("apns said" reads as a typo).
+# How a reader knows the providers senders name in lower case ("apns said" reads as a typo): the
+# source kinds' own labels for the providers notifwatch has adapters for, and the push services.
 PROVIDER_WORDS = {
+    **{
+        kind.value: kind.label
+        for kind in SourceKind
+        if kind not in (SourceKind.JSON, SourceKind.CSV)
+    },
+    "amazon_ses": SourceKind.SES.label,
     "apns": "Apple (APNs)",
     "fcm": "Firebase (FCM)",
-    "ses": "Amazon SES",
-    "amazon_ses": "Amazon SES",
-    "sendgrid": "SendGrid",
-    "postmark": "Postmark",
-    "mailgun": "Mailgun",
-    "twilio": "Twilio",
     "smtp": "The mail server",
 }
 
